@@ -1,0 +1,1 @@
+"""The union tree, members, the yearly cap, member budgets, the ledger, targets and audit."""

@@ -1,0 +1,103 @@
+"""Budget tables: the union tree, members, the cap policy, budgets, the ledger, targets."""
+
+from piccolo.columns import (
+    Boolean,
+    ForeignKey,
+    Integer,
+    BigInt,
+    Serial,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.constraints import Check, Unique
+from piccolo.columns.base import OnDelete
+from piccolo.table import Table
+
+
+def _sql_in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+LEVELS = ("federation", "district", "branch")
+LEDGER_KINDS = ("hold", "capture", "release", "refund")
+
+
+class Union(Table, tablename="budget_union"):
+    """A union in the tree: federation > district > branch (基层工会, the buyer)."""
+
+    code = Varchar(length=32, unique=True)
+    name = Varchar(length=100)
+    level = Varchar(length=16)
+    parent = ForeignKey("self", null=True, default=None, on_delete=OnDelete.restrict)
+    # Materialised path "/1/7/42/": a subtree is one indexed prefix match.
+    path = Varchar(length=255, index=True, default="")
+
+    union_level_known = Check('"level" IN ' + _sql_in(LEVELS))
+
+
+class Member(Table, tablename="budget_member"):
+    union = ForeignKey(Union, null=False, on_delete=OnDelete.restrict)
+    member_no = Varchar(length=32)
+    name = Varchar(length=50)
+    active = Boolean(default=True)
+
+    member_member_no_unique = Unique([union, member_no])
+
+
+class CapPolicy(Table, tablename="budget_cap_policy"):
+    year = Integer(unique=True)
+    cap_fen = Integer()
+
+    policy_cap_non_negative = Check(cap_fen >= 0)
+
+
+class MemberBudget(Table, tablename="budget_member_budget"):
+    """One row per member and year. The row lock guards the balance and the ledger chain."""
+
+    member = ForeignKey(Member, null=False, on_delete=OnDelete.restrict)
+    union = ForeignKey(Union, null=False, on_delete=OnDelete.restrict)  # the member's branch, for roll-ups
+    year = Integer()
+    held_fen = BigInt(default=0)
+    spent_fen = BigInt(default=0)
+    entries = Integer(default=0)
+    last_hash = Varchar(length=64, default="")
+
+    budget_member_year_unique = Unique([member, year])
+    budget_held_non_negative = Check(held_fen >= 0)
+    budget_spent_non_negative = Check(spent_fen >= 0)
+
+
+class LedgerEntry(Table, tablename="budget_ledger"):
+    """Append-only: never updated, never deleted. `hash` chains per member-year."""
+
+    seq = Serial(primary_key=True)
+    member = ForeignKey(Member, null=False, index=True, on_delete=OnDelete.restrict)
+    year = Integer()
+    order_id = Integer(null=True, default=None, index=True)
+    kind = Varchar(length=8)
+    amount_fen = BigInt()
+    at = Timestamptz()
+    prev_hash = Varchar(length=64)
+    hash = Varchar(length=64)
+
+    ledger_kind_known = Check('"kind" IN ' + _sql_in(LEDGER_KINDS))
+    ledger_amount_positive = Check(amount_fen > 0)
+
+
+class UnionYearTotal(Table, tablename="budget_union_year_total"):
+    """Per-branch-year spending kept up to date by capture and refund (reports read this)."""
+
+    union = ForeignKey(Union, null=False, on_delete=OnDelete.restrict)
+    year = Integer()
+    spent_fen = BigInt(default=0)
+    orders = Integer(default=0)
+
+    total_union_year_unique = Unique([union, year])
+
+
+class Target(Table, tablename="budget_target"):
+    union = ForeignKey(Union, null=False, on_delete=OnDelete.restrict)
+    year = Integer()
+    target_fen = BigInt()
+
+    target_union_year_unique = Unique([union, year])
+    target_non_negative = Check(target_fen >= 0)

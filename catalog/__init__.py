@@ -1,0 +1,1 @@
+"""Paired regions, suppliers and their certified regions, products, stock and listing review."""

@@ -1,0 +1,63 @@
+"""Catalog tables: paired regions, suppliers, certified regions, products."""
+
+from piccolo.columns import ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.constraints import Check, Unique
+from piccolo.columns.base import OnDelete
+from piccolo.table import Table
+
+
+def _sql_in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+PRODUCT_STATES = ("draft", "pending_review", "listed", "rejected", "delisted")
+
+
+class Region(Table, tablename="catalog_region"):
+    """A paired region (对口帮扶协作地区) that listed products come from."""
+
+    code = Varchar(length=32, unique=True)
+    name = Varchar(length=50)
+    province = Varchar(length=50)
+
+
+class RegionPairing(Table, tablename="catalog_region_pairing"):
+    """Which union (by code, usually a city federation) a region is paired with."""
+
+    region = ForeignKey(Region, null=False, on_delete=OnDelete.restrict)
+    union_code = Varchar(length=32, index=True)
+
+    pairing_unique = Unique([region, union_code])
+
+
+class Supplier(Table, tablename="catalog_supplier"):
+    name = Varchar(length=100, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class SupplierRegion(Table, tablename="catalog_supplier_region"):
+    """A region a supplier is certified to sell from."""
+
+    supplier = ForeignKey(Supplier, null=False, on_delete=OnDelete.restrict)
+    region = ForeignKey(Region, null=False, on_delete=OnDelete.restrict)
+
+    supplier_region_unique = Unique([supplier, region])
+
+
+class Product(Table, tablename="catalog_product"):
+    supplier = ForeignKey(Supplier, null=False, index=True, on_delete=OnDelete.restrict)
+    region = ForeignKey(Region, null=False, index=True, on_delete=OnDelete.restrict)
+    title = Varchar(length=60)
+    category = Varchar(length=16, index=True)
+    unit = Varchar(length=8)
+    price_fen = Integer()
+    stock = Integer(default=0)
+    description = Text(default="")
+    status = Varchar(length=16, default="draft", index=True)
+    review_note = Varchar(length=200, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    product_price_positive = Check(price_fen > 0)
+    product_stock_non_negative = Check(stock >= 0)
+    product_status_known = Check('"status" IN ' + _sql_in(PRODUCT_STATES))

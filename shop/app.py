@@ -1,0 +1,95 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from litestar import Litestar, Router
+from litestar.logging import LoggingConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.stores.memory import MemoryStore
+
+from shop.auth import build_jwt_auth, require_roles
+from shop.db import connection_pool
+from shop.errors import exception_handlers, problem_details_plugin
+from shop.settings import Settings, get_settings
+
+logger = logging.getLogger("shop")
+
+# Which roles may reach each group of controllers a package exports in its `ROUTES`.
+ROLE_GROUPS: dict[str, tuple[str, ...]] = {
+    "admin": ("admin",),
+    "buyer": ("buyer",),
+    "supplier": ("supplier",),
+    "auditor": ("admin", "auditor"),
+    "reader": ("admin", "auditor", "buyer"),
+    "any": ("admin", "buyer", "supplier", "auditor"),
+}
+
+
+def _route_handlers() -> list:
+    from budgets import api as budgets_api
+    from catalog import api as catalog_api
+    from shop import api as shop_api
+
+    handlers: list = []
+    for module in (shop_api, catalog_api, budgets_api):
+        for group, controllers in module.ROUTES.items():
+            if group == "public":
+                handlers.extend(controllers)
+            else:
+                handlers.append(
+                    Router(path="/", guards=[require_roles(*ROLE_GROUPS[group])], route_handlers=controllers)
+                )
+    return handlers
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    import piccolo_conf  # the engine chosen from DATABASE_URL
+
+    engine = piccolo_conf.DB
+    jwt_auth = build_jwt_auth(settings)
+    prometheus = PrometheusConfig(app_name="shop", prefix="shop", group_path=True, exclude=["^/metrics"])
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with connection_pool(engine, settings.pg_pool_min, settings.pg_pool_max):
+            background = _start_background_tasks(settings)
+            try:
+                yield
+            finally:
+                for task in background:
+                    task.cancel()
+                await asyncio.gather(*background, return_exceptions=True)
+
+    app = Litestar(
+        route_handlers=[*_route_handlers(), PrometheusController],
+        lifespan=[lifespan],
+        on_app_init=[jwt_auth.on_app_init],
+        middleware=[prometheus.middleware],
+        plugins=[problem_details_plugin()],
+        exception_handlers=exception_handlers,
+        openapi_config=OpenAPIConfig(title="消费帮扶商城 API", version="1.0.0", path="/schema"),
+        stores={"login_attempts": MemoryStore()},
+        logging_config=LoggingConfig(
+            root={"level": settings.log_level, "handlers": ["queue_listener"]},
+            log_exceptions="never",  # the 500 handler logs with the stack trace
+        ),
+        request_max_body_size=2 * 1024 * 1024,
+        debug=False,
+    )
+    app.state.settings = settings
+    app.state.jwt_auth = jwt_auth
+    return app
+
+
+def _start_background_tasks(settings: Settings) -> list[asyncio.Task]:
+    """Periodic work inside the server (hold expiry is added by the orders service)."""
+    from shop import background
+
+    return [asyncio.create_task(job(settings)) for job in background.JOBS]

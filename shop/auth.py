@@ -1,0 +1,148 @@
+"""Accounts, tokens and guards: who the caller is and what their role lets them touch."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.security.jwt import JWTCookieAuth, Token
+
+from shop.db import is_unique_violation
+from shop.errors import ShopError, problem
+from shop.settings import Settings
+from shop.tables import ROLES, User
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """The authenticated caller, as every guard and service sees it."""
+
+    id: int
+    username: str
+    role: str
+    union_id: int | None = None
+    supplier_id: int | None = None
+
+
+_PRINCIPAL_COLUMNS = (User.id, User.username, User.role, User.union, User.supplier)
+
+
+def _principal(row: dict[str, Any]) -> Principal:
+    return Principal(
+        id=row["id"],
+        username=row["username"],
+        role=row["role"],
+        union_id=row["union"],
+        supplier_id=row["supplier"],
+    )
+
+
+async def load_principal(user_id: int) -> Principal | None:
+    row = await User.select(*_PRINCIPAL_COLUMNS).where((User.id == user_id) & (User.active == True)).first()  # noqa: E712
+    return _principal(row) if row else None
+
+
+async def _retrieve_user(token: Token, connection: ASGIConnection) -> Principal | None:
+    try:
+        return await load_principal(int(token.sub))
+    except ValueError:
+        return None
+
+
+def build_jwt_auth(settings: Settings) -> JWTCookieAuth[Principal]:
+    return JWTCookieAuth[Principal](
+        retrieve_user_handler=_retrieve_user,
+        token_secret=settings.secret_key,
+        default_token_expiration=timedelta(hours=settings.token_ttl_hours),
+        exclude_opt_key="exclude_from_auth",
+        exclude=["^/health", "^/ready", "^/metrics", "^/schema", "^/static"],
+        key="shop_token",
+        samesite="strict",
+        secure=settings.public_url.startswith("https"),
+    )
+
+
+async def verify_password(username: str, password: str) -> int | None:
+    """BaseUser's own hashing (pbkdf2-sha256), with the CPU-heavy part off the event loop."""
+    if len(username) > (User.username.length or 100) or len(password) > User._max_password_length:
+        return None
+    row = await User.select(User.id, User.password).where((User.username == username) & (User.active == True)).first()  # noqa: E712
+    if row is None:
+        await asyncio.to_thread(User.hash_password, password)  # same time as a real check
+        return None
+    _, iterations, salt, _ = User.split_stored_password(row["password"])
+    computed = await asyncio.to_thread(User.hash_password, password, salt, int(iterations))
+    if not hmac.compare_digest(computed, row["password"]):
+        return None
+    return row["id"]
+
+
+async def create_user(
+    username: str,
+    password: str,
+    role: str,
+    union_id: int | None = None,
+    supplier_id: int | None = None,
+    email: str | None = None,
+) -> Principal:
+    """Create an account; the role decides which scope it needs.
+
+    BaseUser's email is unique and required: without one, a reserved placeholder is kept."""
+    if role not in ROLES:
+        raise ShopError("validation_failed", f"unknown role {role!r}", errors=[{"field": "role", "message": "unknown role"}])
+    if role in ("buyer", "auditor") and union_id is None:
+        raise ShopError("validation_failed", f"a {role} needs a union_id", errors=[{"field": "union_id", "message": "required for this role"}])
+    if role == "supplier" and supplier_id is None:
+        raise ShopError("validation_failed", "a supplier needs a supplier_id", errors=[{"field": "supplier_id", "message": "required for this role"}])
+    if role in ("admin", "supplier"):
+        union_id = None
+    if role != "supplier":
+        supplier_id = None
+    if await User.exists().where(User.username == username):
+        raise ShopError("conflict", f"username {username!r} is taken")
+    try:
+        User._validate_password(password)
+    except ValueError as exc:
+        raise ShopError("validation_failed", str(exc), errors=[{"field": "password", "message": str(exc)}]) from exc
+    hashed = await asyncio.to_thread(User.hash_password, password)
+    user = User(
+        username=username,
+        password=hashed,
+        email=email or f"{username}@users.invalid",
+        role=role,
+        union=union_id,
+        supplier=supplier_id,
+        active=True,
+    )
+    try:
+        await user.save()
+    except Exception as exc:
+        if is_unique_violation(exc):
+            raise ShopError("conflict", f"username {username!r} or its email is taken") from exc
+        raise
+    return Principal(id=user.id, username=username, role=role, union_id=union_id, supplier_id=supplier_id)
+
+
+def require_roles(*roles: str):
+    """A guard: the caller must hold one of `roles`."""
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        user = connection.user if "user" in connection.scope else None
+        if not isinstance(user, Principal):
+            raise problem("unauthenticated", "log in first")
+        if user.role not in roles:
+            raise problem("forbidden", f"this needs the role {' or '.join(roles)}")
+
+    guard.__name__ = f"require_{'_or_'.join(roles)}"
+    return guard
+
+
+admin_only = require_roles("admin")
+buyer_only = require_roles("buyer")
+supplier_only = require_roles("supplier")
+auditor_or_admin = require_roles("admin", "auditor")
+any_role = require_roles(*ROLES)

@@ -1,0 +1,143 @@
+"""Database engines: SQLite (embedded default) or PostgreSQL, chosen by DATABASE_URL."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+from urllib.parse import urlparse
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+
+class ShopSQLiteEngine(SQLiteEngine):
+    """SQLite whose transactions take the write lock up front (IMMEDIATE).
+
+    Piccolo's default DEFERRED transactions fail with "database is locked" when two
+    connections read then write; every transaction in the shop may write, so all
+    of them start IMMEDIATE and wait (busy timeout) for the lock instead.
+    """
+
+    def transaction(  # type: ignore[override]
+        self,
+        transaction_type: TransactionType = TransactionType.immediate,
+        allow_nested: bool = True,
+    ):
+        return super().transaction(transaction_type=transaction_type, allow_nested=allow_nested)
+
+    async def run_ddl(self, ddl: str, in_pool: bool = False):
+        """SQLite cannot ALTER TABLE … ADD CONSTRAINT, which Piccolo's migrations emit
+        for `Unique` and `Check`: a unique constraint becomes a unique index and a
+        check becomes two triggers that abort with "CHECK constraint failed: name"."""
+        response = None
+        for statement in sqlite_constraint_ddl(ddl):
+            response = await super().run_ddl(statement, in_pool=in_pool)
+        return response
+
+
+_ADD_CONSTRAINT = re.compile(
+    r'^\s*ALTER TABLE\s+(?P<table>"?[\w.]+"?)\s+ADD CONSTRAINT\s+"?(?P<name>\w+)"?\s+'
+    r"(?P<kind>UNIQUE|CHECK)\s*(?P<body>.*?);?\s*$",
+    re.S | re.I,
+)
+_DROP_CONSTRAINT = re.compile(
+    r'^\s*ALTER TABLE\s+"?[\w.]+"?\s+DROP CONSTRAINT\s+(?:IF EXISTS\s+)?"?(?P<name>\w+)"?\s*;?\s*$',
+    re.S | re.I,
+)
+
+
+def sqlite_constraint_ddl(ddl: str) -> list[str]:
+    """Translate Piccolo's constraint DDL into statements SQLite understands."""
+    if match := _ADD_CONSTRAINT.match(ddl):
+        table, name, body = match["table"], match["name"], match["body"].strip()
+        if match["kind"].upper() == "UNIQUE":
+            return [f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {table} {body}"]
+        condition = re.sub(r'"(\w+)"', r'NEW."\1"', body)
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {name}_{event.lower()} BEFORE {event} ON {table} "
+            f"FOR EACH ROW WHEN NOT {condition} "
+            f"BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: {name}'); END"
+            for event in ("INSERT", "UPDATE")
+        ]
+    if match := _DROP_CONSTRAINT.match(ddl):
+        name = match["name"]
+        return [
+            f"DROP INDEX IF EXISTS {name}",
+            f"DROP TRIGGER IF EXISTS {name}_insert",
+            f"DROP TRIGGER IF EXISTS {name}_update",
+        ]
+    return [ddl]
+
+
+def engine_from_url(url: str) -> Engine:
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        # sqlite:///relative.db or sqlite:////absolute/path.db
+        path = url[len("sqlite:///") :] or "shop.db"
+        return ShopSQLiteEngine(path=path, timeout=30)
+    if parsed.scheme in ("postgres", "postgresql"):
+        return PostgresEngine(config={"dsn": url})
+    raise ValueError(f"DATABASE_URL must be sqlite:/// or postgresql://, not {parsed.scheme!r}")
+
+
+def prepare_sqlite(path: str) -> None:
+    """WAL lets readers run beside the one writer; it is kept in the file."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+@asynccontextmanager
+async def connection_pool(engine: Engine, min_size: int, max_size: int) -> AsyncIterator[None]:
+    """Open the PostgreSQL pool for the app's lifetime (no-op on SQLite)."""
+    if isinstance(engine, PostgresEngine):
+        await engine.start_connection_pool(min_size=min_size, max_size=max_size)
+        try:
+            yield
+        finally:
+            await engine.close_connection_pool()
+    else:
+        if isinstance(engine, SQLiteEngine):
+            prepare_sqlite(engine.path)
+        yield
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """Piccolo does not wrap driver errors: recognise a unique violation from either driver."""
+    try:
+        import asyncpg
+
+        if isinstance(exc, asyncpg.UniqueViolationError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+
+
+def is_check_violation(exc: BaseException) -> bool:
+    try:
+        import asyncpg
+
+        if isinstance(exc, asyncpg.CheckViolationError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return isinstance(exc, sqlite3.IntegrityError) and "CHECK" in str(exc)
+
+
+async def migrate() -> None:
+    """Run every app's Piccolo migrations that have not run yet."""
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    result = await run_forwards("all")
+    if not result.success:
+        raise RuntimeError(f"migrations failed: {result.message}")
+
+
+async def table_names(engine: Engine) -> list[str]:
+    """The shop's own tables, for test clean-up."""
+    from piccolo.conf.apps import Finder
+
+    return [t._meta.tablename for t in Finder().get_table_classes()]

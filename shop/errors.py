@@ -1,0 +1,166 @@
+"""Every error the shop answers is an RFC 9457 problem detail with an API.md `code`."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    TooManyRequestsException,
+    ValidationException,
+)
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
+
+from budgets.service import BudgetError
+from catalog.service import CatalogError
+
+logger = logging.getLogger("shop")
+
+# code -> (status, title)
+CODES: dict[str, tuple[int, str]] = {
+    "validation_failed": (400, "The request does not match the schema"),
+    "bad_signature": (400, "The webhook signature does not verify"),
+    "unauthenticated": (401, "Authentication required"),
+    "forbidden": (403, "Not allowed"),
+    "not_found": (404, "Not found"),
+    "method_not_allowed": (405, "Method not allowed"),
+    "cap_exceeded": (409, "The order would take a member over the yearly cap"),
+    "out_of_stock": (409, "Not enough stock"),
+    "not_listed": (409, "The product is not listed"),
+    "invalid_state": (409, "The action does not fit the object's state"),
+    "idempotency_conflict": (409, "The Idempotency-Key was used with another body"),
+    "conflict": (409, "Conflicts with existing data"),
+    "payload_too_large": (413, "The request body is too large"),
+    "unsupported_media_type": (415, "Unsupported media type"),
+    "rate_limited": (429, "Too many attempts"),
+    "internal_error": (500, "Internal server error"),
+    "payment_unavailable": (503, "The payment provider could not be reached"),
+    "unavailable": (503, "Service unavailable"),
+}
+
+_STATUS_CODES = {
+    400: "validation_failed",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+class ShopError(Exception):
+    """A refusal from the shop package itself (same shape as catalog's and budgets' errors)."""
+
+    def __init__(self, code: str, detail: str = "", **extra: Any) -> None:
+        super().__init__(detail or code)
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+
+def problem(code: str, detail: str = "", headers: dict[str, str] | None = None, **extra: Any) -> ProblemDetailsException:
+    status, title = CODES.get(code, (500, code))
+    return ProblemDetailsException(
+        status_code=status,
+        title=title,
+        detail=detail or title,
+        type_=f"/problems/{code}",
+        headers=headers,
+        extra={"code": code, **extra},
+    )
+
+
+_AT = re.compile(r"\s*-\s*at\s*`\$\.?(?P<path>[^`]*)`\s*$")
+_NAMED = re.compile(r"(?:unknown|required) field `(?P<name>[^`]*)`")
+
+
+def _field_errors(exc: HTTPException) -> list[dict[str, str]]:
+    """Litestar's validation extras -> [{field, message}]; msgspec names the path as `$.a.b`."""
+    errors = []
+    items = exc.extra if isinstance(exc.extra, list) else []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", ""))
+        field = item.get("key") or ""
+        if match := _AT.search(message):
+            field = field if field and field != "body" else match["path"]
+            message = message[: match.start()]
+        if (named := _NAMED.search(message)) and field in ("", "data", "body"):
+            field = ".".join(filter(None, [match["path"] if match else "", named["name"]]))
+        if field == "data":
+            field = "body"
+        errors.append({"field": str(field or item.get("source") or "body"), "message": message})
+    if not errors:
+        errors.append({"field": "body", "message": str(exc.detail)})
+    return errors
+
+
+def _from_validation(exc: HTTPException) -> ProblemDetailsException:
+    errors = _field_errors(exc)
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem("validation_failed", detail, errors=errors)
+
+
+def _from_http(exc: HTTPException) -> ProblemDetailsException:
+    if isinstance(exc, ProblemDetailsException):
+        return exc
+    code = _STATUS_CODES.get(exc.status_code, "internal_error" if exc.status_code >= 500 else "conflict")
+    if isinstance(exc, NotAuthorizedException):
+        code = "unauthenticated"
+    elif isinstance(exc, PermissionDeniedException):
+        code = "forbidden"
+    elif isinstance(exc, NotFoundException):
+        code = "not_found"
+    elif isinstance(exc, TooManyRequestsException):
+        code = "rate_limited"
+    detail = exc.detail if exc.status_code < 500 else ""
+    return problem(code, detail, headers=exc.headers)
+
+
+def _from_domain(exc: ShopError | CatalogError | BudgetError) -> ProblemDetailsException:
+    return problem(exc.code, exc.detail, **exc.extra)
+
+
+def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem("internal_error", "An unexpected error occurred; it has been logged.").to_response(request)
+
+
+def _http_handler(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code >= 500 and not isinstance(exc, ProblemDetailsException):
+        logger.error("server error on %s %s: %r", request.method, request.url.path, exc)
+    if isinstance(exc, ValidationException) or (exc.status_code == 400 and not isinstance(exc, ProblemDetailsException)):
+        converted = _from_validation(exc)
+    else:
+        converted = _from_http(exc)
+    return converted.to_response(request)
+
+
+def problem_details_plugin() -> ProblemDetailsPlugin:
+    return ProblemDetailsPlugin(
+        ProblemDetailsConfig(
+            exception_to_problem_detail_map={
+                ShopError: _from_domain,
+                CatalogError: _from_domain,
+                BudgetError: _from_domain,
+            }
+        )
+    )
+
+
+exception_handlers = {HTTPException: _http_handler, Exception: _unexpected}

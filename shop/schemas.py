@@ -1,0 +1,43 @@
+"""msgspec structs for the shop's own bodies (auth, users; orders and payments)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+Username = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+Role = Literal["admin", "buyer", "supplier", "auditor"]
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Every request body: unknown fields are refused."""
+
+
+class LoginIn(Body):
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    password: Password
+
+
+class UserOut(msgspec.Struct, kw_only=True):
+    id: int
+    username: str
+    role: str
+    union_id: int | None
+    supplier_id: int | None
+
+
+class LoginOut(msgspec.Struct, kw_only=True):
+    token: str
+    user: UserOut
+
+
+class UserIn(Body):
+    username: Username
+    password: Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
+    role: Role
+    union_id: Id | None = None
+    supplier_id: Id | None = None
+    email: Annotated[str, msgspec.Meta(max_length=255, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None

@@ -1,0 +1,117 @@
+"""Shop tables: accounts, orders with their lines and member allocations, payments."""
+
+from piccolo.apps.user.tables import BaseUser
+from piccolo.columns import (
+    BigInt,
+    Boolean,
+    ForeignKey,
+    Integer,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.constraints import Check, Unique
+from piccolo.columns.base import OnDelete
+from piccolo.table import Table
+
+
+def _sql_in(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+from budgets.tables import Member, Union
+from catalog.tables import Product, Supplier
+
+ROLES = ("admin", "buyer", "supplier", "auditor")
+ORDER_STATES = (
+    "pending_payment",
+    "paid",
+    "cancelled",
+    "expired",
+    "partially_refunded",
+    "refunded",
+)
+
+
+class User(BaseUser, tablename="shop_user"):
+    """An account: Piccolo's BaseUser (hashing, login) plus a role and its scope."""
+
+    role = Varchar(length=16, default="buyer")
+    union = ForeignKey(Union, null=True, default=None, on_delete=OnDelete.restrict)
+    supplier = ForeignKey(Supplier, null=True, default=None, on_delete=OnDelete.restrict)
+
+    user_role_known = Check('"role" IN ' + _sql_in(ROLES))
+
+
+class Order(Table, tablename="shop_order"):
+    branch = ForeignKey(Union, null=False, index=True, on_delete=OnDelete.restrict)
+    created_by = ForeignKey(User, null=True, default=None, on_delete=OnDelete.restrict)
+    year = Integer(index=True)
+    status = Varchar(length=24, default="pending_payment", index=True)
+    total_fen = BigInt()
+    refunded_fen = BigInt(default=0)
+    idempotency_key = Varchar(length=64)
+    request_hash = Varchar(length=64)
+    created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz()
+    paid_at = Timestamptz(null=True, default=None)
+    closed_at = Timestamptz(null=True, default=None)
+    provider = Varchar(length=16, default="transfer")
+    payment_reference = Varchar(length=255, default="")
+    payment_url = Text(default="")
+    # A payment that arrived after the order expired: money to give back, shown to admins.
+    needs_refund = Boolean(default=False)
+
+    order_idempotency_unique = Unique([branch, idempotency_key])
+    order_status_known = Check('"status" IN ' + _sql_in(ORDER_STATES))
+    order_total_positive = Check(total_fen > 0)
+    order_refunded_range = Check((refunded_fen >= 0) & (refunded_fen <= total_fen))
+
+
+class OrderLine(Table, tablename="shop_order_line"):
+    order = ForeignKey(Order, null=False, index=True, on_delete=OnDelete.restrict)
+    product = ForeignKey(Product, null=False, index=True, on_delete=OnDelete.restrict)
+    supplier = ForeignKey(Supplier, null=False, index=True, on_delete=OnDelete.restrict)
+    region_code = Varchar(length=32)
+    title = Varchar(length=60)
+    quantity = Integer()
+    unit_price_fen = Integer()
+    amount_fen = BigInt()
+    refunded_quantity = Integer(default=0)
+
+    line_quantity_positive = Check(quantity > 0)
+    line_refunded_range = Check((refunded_quantity >= 0) & (refunded_quantity <= quantity))
+
+
+class Allocation(Table, tablename="shop_allocation"):
+    """The share of an order charged to one member's yearly quota."""
+
+    order = ForeignKey(Order, null=False, index=True, on_delete=OnDelete.restrict)
+    member = ForeignKey(Member, null=False, index=True, on_delete=OnDelete.restrict)
+    amount_fen = BigInt()
+    refunded_fen = BigInt(default=0)
+
+    allocation_unique = Unique([order, member])
+    allocation_amount_positive = Check(amount_fen > 0)
+    allocation_refunded_range = Check((refunded_fen >= 0) & (refunded_fen <= amount_fen))
+
+
+class Refund(Table, tablename="shop_refund"):
+    order = ForeignKey(Order, null=False, index=True, on_delete=OnDelete.restrict)
+    amount_fen = BigInt()
+    status = Varchar(length=16)  # succeeded (through the provider) | owed (transfer back)
+    provider_reference = Varchar(length=255, default="")
+    created_by = ForeignKey(User, null=True, default=None, on_delete=OnDelete.restrict)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    refund_amount_positive = Check(amount_fen > 0)
+
+
+class PaymentEvent(Table, tablename="shop_payment_event"):
+    """Each provider event id is handled once: the unique constraint decides, not a lookup."""
+
+    event_id = Varchar(length=255, unique=True)
+    type = Varchar(length=64)
+    order_id = Integer(null=True, default=None)
+    outcome = Varchar(length=64, default="")
+    received_at = Timestamptz(default=TimestamptzNow())
