@@ -1,0 +1,128 @@
+"""msgspec structs for the budgets package's bodies: unions, members, the cap policy, targets, budgets."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+# The service checks the same rules again (it is also called by the seeder); these
+# limits make the schema say them and refuse the body before it reaches the service.
+UnionCode = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Z0-9-]+$")]
+UnionName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Level = Literal["federation", "district", "branch"]
+MemberNo = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
+MemberName = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+CapFen = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
+TargetFen = Annotated[int, msgspec.Meta(ge=0, le=10**13)]
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Every request body: unknown fields are refused."""
+
+
+# --- unions -----------------------------------------------------------------
+
+
+class UnionIn(Body):
+    code: UnionCode
+    name: UnionName
+    level: Level
+    parent_code: UnionCode | None = None  # none: a top-level federation
+
+
+class UnionOut(msgspec.Struct, kw_only=True):
+    id: int
+    code: str
+    name: str
+    level: str
+    parent_id: int | None
+
+
+class UnionDetail(UnionOut, kw_only=True):
+    children: list[int]
+
+
+class UnionList(msgspec.Struct, kw_only=True):
+    items: list[UnionOut]
+    total: int
+
+
+# --- cap policy and targets -------------------------------------------------
+
+
+class PolicyIn(Body):
+    cap_fen: CapFen
+
+
+class PolicyOut(msgspec.Struct, kw_only=True):
+    year: int
+    cap_fen: int
+
+
+class TargetIn(Body):
+    target_fen: TargetFen
+
+
+class TargetOut(msgspec.Struct, kw_only=True):
+    union_id: int
+    year: int
+    target_fen: int | None  # null: no target set for that year (GET only)
+
+
+# --- members ----------------------------------------------------------------
+
+
+class MemberIn(Body):
+    member_no: MemberNo
+    name: MemberName
+
+
+class MemberPatch(Body):
+    name: MemberName | UnsetType = UNSET
+    active: bool | UnsetType = UNSET
+
+
+class MemberOut(msgspec.Struct, kw_only=True):
+    id: int
+    member_no: str
+    name: str
+    active: bool
+
+
+class MemberList(msgspec.Struct, kw_only=True):
+    items: list[MemberOut]
+    total: int
+
+
+class ImportLineError(msgspec.Struct, kw_only=True):
+    line: int
+    message: str
+
+
+class ImportOut(msgspec.Struct, kw_only=True):
+    created: int
+    updated: int  # existing member_no whose name changed or who was reactivated
+    unchanged: int  # existing member_no already exactly so
+    errors: list[ImportLineError]
+
+
+# --- budgets ----------------------------------------------------------------
+
+
+class MemberBudgetOut(msgspec.Struct, kw_only=True):
+    member_id: int
+    member_no: str
+    name: str
+    active: bool
+    spent_fen: int
+    held_fen: int
+    remaining_fen: int
+
+
+class BudgetOut(msgspec.Struct, kw_only=True):
+    union_id: int
+    year: int
+    cap_fen: int
+    members: list[MemberBudgetOut]
