@@ -1,1 +1,282 @@
-ROUTES: dict[str, list] = {}
+"""Catalog endpoints: regions, categories, suppliers, products and their review.
+
+Thin controllers: parse, call `catalog.service`, shape the answer. Which role reaches
+which controller is decided by the group it is exported in (`ROUTES`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get, patch, post
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from catalog import service
+from catalog.schemas import (
+    CategoryList,
+    ProductIn,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    ReasonIn,
+    RegionIn,
+    RegionOut,
+    RegionPage,
+    SupplierIn,
+    SupplierOut,
+    SupplierPage,
+    UnionCode,
+)
+
+
+Limit = Annotated[int, QueryParameter(ge=1, le=service.MAX_LIMIT, description="at most 200")]
+Offset = Annotated[int, QueryParameter(ge=0)]
+RegionFilter = Annotated[str | None, QueryParameter(pattern=r"^[a-z0-9-]{1,32}$", max_length=32, description="region code")]
+CategoryFilter = Annotated[str | None, QueryParameter(max_length=16, description="category code")]
+StatusFilter = Annotated[str | None, QueryParameter(max_length=16, description="product state")]
+SupplierFilter = Annotated[int | None, QueryParameter(ge=1, le=service.MAX_ID)]
+TextFilter = Annotated[str | None, QueryParameter(max_length=100, description="in title or description")]
+
+
+def _supplier_id(request: Request[Any, Any, Any]) -> int:
+    supplier_id = getattr(request.user, "supplier_id", None)
+    if supplier_id is None:
+        raise service.CatalogError("forbidden", "this account is not linked to a supplier")
+    return supplier_id
+
+
+# ---------------------------------------------------------------------------
+# Public
+# ---------------------------------------------------------------------------
+
+
+class RegionController(Controller):
+    path = "/api/regions"
+    opt = {"exclude_from_auth": True}
+    tags = ["catalog"]
+
+    @get("/")
+    async def list_regions(self, limit: Limit = 50, offset: Offset = 0) -> RegionPage:
+        items, total = await service.list_regions(limit=limit, offset=offset)
+        return RegionPage(items=items, total=total)
+
+    @get("/{code:str}")
+    async def get_region(self, code: FromPath[str]) -> RegionOut:
+        return await service.get_region(code)
+
+
+class CategoryController(Controller):
+    path = "/api/categories"
+    opt = {"exclude_from_auth": True}
+    tags = ["catalog"]
+
+    @get("/", sync_to_thread=False)
+    def list_categories(self) -> CategoryList:
+        return CategoryList(items=service.list_categories())
+
+
+class ProductController(Controller):
+    """What anyone may see: listed products."""
+
+    path = "/api/products"
+    opt = {"exclude_from_auth": True}
+    tags = ["catalog"]
+
+    @get("/")
+    async def list_products(
+        self,
+        region: RegionFilter = None,
+        category: CategoryFilter = None,
+        supplier_id: SupplierFilter = None,
+        paired_with: FromQuery[list[UnionCode] | None] = None,
+        q: TextFilter = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> ProductPage:
+        items, total = await service.list_products(
+            status="listed",
+            region=region,
+            category=category,
+            supplier_id=supplier_id,
+            paired_with=paired_with,
+            q=q,
+            limit=limit,
+            offset=offset,
+        )
+        return ProductPage(items=items, total=total)
+
+    @get("/{product_id:int}")
+    async def get_product(self, product_id: FromPath[int]) -> ProductOut:
+        return await service.get_product(product_id, listed_only=True)
+
+
+# ---------------------------------------------------------------------------
+# Admin: reference data and review
+# ---------------------------------------------------------------------------
+
+
+class AdminRegionController(Controller):
+    path = "/api/admin/regions"
+    tags = ["catalog admin"]
+
+    @post("/")
+    async def create_region(self, request: Request[Any, Any, Any], data: JSONBody[RegionIn]) -> RegionOut:
+        return await service.create_region(data.code, data.name, data.province, data.paired_with)
+
+
+class AdminSupplierController(Controller):
+    path = "/api/admin/suppliers"
+    tags = ["catalog admin"]
+
+    @post("/")
+    async def create_supplier(self, request: Request[Any, Any, Any], data: JSONBody[SupplierIn]) -> SupplierOut:
+        return await service.create_supplier(data.name, data.regions)
+
+    @get("/")
+    async def list_suppliers(self, limit: Limit = 50, offset: Offset = 0) -> SupplierPage:
+        items, total = await service.list_suppliers(limit=limit, offset=offset)
+        return SupplierPage(items=items, total=total)
+
+    @get("/{supplier_id:int}")
+    async def get_supplier(self, supplier_id: FromPath[int]) -> SupplierOut:
+        return await service.get_supplier(supplier_id)
+
+
+class AdminReviewController(Controller):
+    path = "/api/admin/reviews"
+    tags = ["catalog admin"]
+
+    @get("/")
+    async def pending(
+        self,
+        region: RegionFilter = None,
+        category: CategoryFilter = None,
+        supplier_id: SupplierFilter = None,
+        q: TextFilter = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> ProductPage:
+        """Products waiting for review, oldest first."""
+        items, total = await service.list_products(
+            status="pending_review",
+            region=region,
+            category=category,
+            supplier_id=supplier_id,
+            q=q,
+            limit=limit,
+            offset=offset,
+        )
+        return ProductPage(items=items, total=total)
+
+
+class AdminProductController(Controller):
+    path = "/api/admin/products"
+    tags = ["catalog admin"]
+
+    @get("/")
+    async def list_products(
+        self,
+        status: StatusFilter = None,
+        region: RegionFilter = None,
+        category: CategoryFilter = None,
+        supplier_id: SupplierFilter = None,
+        paired_with: FromQuery[list[UnionCode] | None] = None,
+        q: TextFilter = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> ProductPage:
+        """Every product in any state (the review queue is `/api/admin/reviews`)."""
+        items, total = await service.list_products(
+            status=status,
+            region=region,
+            category=category,
+            supplier_id=supplier_id,
+            paired_with=paired_with,
+            q=q,
+            limit=limit,
+            offset=offset,
+        )
+        return ProductPage(items=items, total=total)
+
+    @get("/{product_id:int}")
+    async def get_product(self, product_id: FromPath[int]) -> ProductOut:
+        return await service.get_product(product_id)
+
+    @post("/{product_id:int}/approve", status_code=200)
+    async def approve(self, product_id: FromPath[int]) -> ProductOut:
+        return await service.approve_product(product_id)
+
+    @post("/{product_id:int}/reject", status_code=200)
+    async def reject(self, request: Request[Any, Any, Any], product_id: FromPath[int], data: JSONBody[ReasonIn]) -> ProductOut:
+        return await service.reject_product(product_id, data.reason)
+
+    @post("/{product_id:int}/delist", status_code=200)
+    async def delist(self, request: Request[Any, Any, Any], product_id: FromPath[int], data: JSONBody[ReasonIn]) -> ProductOut:
+        return await service.delist_product(product_id, data.reason)
+
+
+# ---------------------------------------------------------------------------
+# Supplier: its own account and products
+# ---------------------------------------------------------------------------
+
+
+class SupplierMeController(Controller):
+    path = "/api/supplier/me"
+    tags = ["supplier"]
+
+    @get("/")
+    async def me(self, request: Request[Any, Any, Any]) -> SupplierOut:
+        return await service.get_supplier(_supplier_id(request))
+
+
+class SupplierProductController(Controller):
+    path = "/api/supplier/products"
+    tags = ["supplier"]
+
+    @get("/")
+    async def list_products(
+        self,
+        request: Request[Any, Any, Any],
+        status: StatusFilter = None,
+        region: RegionFilter = None,
+        category: CategoryFilter = None,
+        q: TextFilter = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> ProductPage:
+        """The supplier's own products, in every state."""
+        items, total = await service.list_products(
+            supplier_id=_supplier_id(request),
+            status=status,
+            region=region,
+            category=category,
+            q=q,
+            limit=limit,
+            offset=offset,
+        )
+        return ProductPage(items=items, total=total)
+
+    @post("/")
+    async def create_product(self, request: Request[Any, Any, Any], data: JSONBody[ProductIn]) -> ProductOut:
+        return await service.create_product(_supplier_id(request), **msgspec.structs.asdict(data))
+
+    @get("/{product_id:int}")
+    async def get_product(self, request: Request[Any, Any, Any], product_id: FromPath[int]) -> ProductOut:
+        return await service.get_product(product_id, supplier_id=_supplier_id(request))
+
+    @patch("/{product_id:int}")
+    async def update_product(
+        self, request: Request[Any, Any, Any], product_id: FromPath[int], data: JSONBody[ProductPatch]
+    ) -> ProductOut:
+        return await service.update_product(_supplier_id(request), product_id, data.changes())
+
+    @post("/{product_id:int}/submit", status_code=200)
+    async def submit(self, request: Request[Any, Any, Any], product_id: FromPath[int]) -> ProductOut:
+        return await service.submit_product(_supplier_id(request), product_id)
+
+
+ROUTES: dict[str, list] = {
+    "public": [RegionController, CategoryController, ProductController],
+    "admin": [AdminRegionController, AdminSupplierController, AdminReviewController, AdminProductController],
+    "supplier": [SupplierMeController, SupplierProductController],
+}

@@ -1,0 +1,131 @@
+"""msgspec structs for the catalog's bodies and answers (regions, suppliers, products, review)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+# ---- scalar types, with the limits every entry point shares (API and seeding) ----
+Id = Annotated[int, Meta(ge=1, le=2**31 - 1)]
+RegionCode = Annotated[str, Meta(pattern=r"^[a-z0-9-]{1,32}$", max_length=32)]
+UnionCode = Annotated[str, Meta(pattern=r"^[A-Z0-9-]{1,32}$", max_length=32)]
+RegionName = Annotated[str, Meta(min_length=1, max_length=50)]
+SupplierName = Annotated[str, Meta(min_length=1, max_length=100)]
+Title = Annotated[str, Meta(min_length=1, max_length=60)]
+CategoryCode = Annotated[str, Meta(min_length=1, max_length=16)]
+Unit = Annotated[str, Meta(min_length=1, max_length=8)]
+Description = Annotated[str, Meta(max_length=2000)]
+PriceFen = Annotated[int, Meta(ge=1, le=100_000_00)]  # 1 fen .. 100 000 yuan
+Stock = Annotated[int, Meta(ge=0, le=1_000_000)]
+Reason = Annotated[str, Meta(min_length=1, max_length=200)]
+
+MAX_PAIRINGS = 50
+MAX_SUPPLIER_REGIONS = 50
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Every request body: unknown fields are refused."""
+
+
+# ---- regions ----
+class RegionIn(Body):
+    code: RegionCode
+    name: RegionName
+    province: RegionName
+    paired_with: Annotated[list[UnionCode], Meta(max_length=MAX_PAIRINGS)] = []
+
+
+class RegionOut(msgspec.Struct, kw_only=True):
+    code: str
+    name: str
+    province: str
+    paired_with: list[str]
+
+
+class RegionPage(msgspec.Struct, kw_only=True):
+    items: list[RegionOut]
+    total: int
+
+
+# ---- suppliers ----
+class SupplierIn(Body):
+    name: SupplierName
+    regions: Annotated[list[RegionCode], Meta(max_length=MAX_SUPPLIER_REGIONS)]  # at least one through the API
+
+
+class SupplierOut(msgspec.Struct, kw_only=True):
+    id: int
+    name: str
+    regions: list[str]
+
+
+class SupplierPage(msgspec.Struct, kw_only=True):
+    items: list[SupplierOut]
+    total: int
+
+
+# ---- categories ----
+class CategoryOut(msgspec.Struct, kw_only=True):
+    code: str
+    name: str
+
+
+class CategoryList(msgspec.Struct, kw_only=True):
+    items: list[CategoryOut]
+
+
+# ---- products ----
+class ProductIn(Body):
+    title: Title
+    region: RegionCode
+    category: CategoryCode
+    unit: Unit
+    price_fen: PriceFen
+    stock: Stock
+    description: Description = ""
+
+
+class ProductPatch(Body):
+    """Any of the product's fields; at least one."""
+
+    title: Title | UnsetType = UNSET
+    region: RegionCode | UnsetType = UNSET
+    category: CategoryCode | UnsetType = UNSET
+    unit: Unit | UnsetType = UNSET
+    price_fen: PriceFen | UnsetType = UNSET
+    stock: Stock | UnsetType = UNSET
+    description: Description | UnsetType = UNSET
+
+    def changes(self) -> dict[str, object]:
+        return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not UNSET}
+
+
+class ReasonIn(Body):
+    reason: Reason
+
+
+class ProductOut(msgspec.Struct, kw_only=True):
+    id: int
+    title: str
+    region: str
+    region_name: str
+    category: str
+    category_name: str
+    unit: str
+    price_fen: int
+    stock: int
+    supplier_id: int
+    supplier_name: str
+    status: str
+    description: str
+    review_note: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductPage(msgspec.Struct, kw_only=True):
+    items: list[ProductOut]
+    total: int
