@@ -9,19 +9,30 @@ that guards the balance also guards the chain.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import math
+import re
+import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any, AsyncIterator, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
+from piccolo.columns.combination import WhereRaw
 from piccolo.engine.postgres import PostgresEngine
+from piccolo.query import OrderByRaw
+from piccolo.query.functions.aggregate import Count
 
 from budgets.tables import (
+    LEVELS,
     CapPolicy,
     LedgerEntry,
     Member,
     MemberBudget,
+    Target,
     Union,
     UnionYearTotal,
 )
@@ -354,16 +365,6 @@ async def verify_ledger(year: int | None = None, union_prefix: str | None = None
 
 
 # --- unions, members, policy, targets ---
-# (This half's imports are kept with it, so the two halves of the file can be edited apart.)
-
-import csv  # noqa: E402
-import io  # noqa: E402
-import re  # noqa: E402
-import sqlite3  # noqa: E402
-
-from piccolo.columns.combination import WhereRaw  # noqa: E402
-
-from budgets.tables import LEVELS, Target  # noqa: E402
 
 YEAR_MIN, YEAR_MAX = 2000, 2100
 CAP_MAX_FEN = 10_000_000
@@ -921,3 +922,186 @@ async def branch_budget(union_id: int, year: int) -> dict:
             }
         )
     return {"union_id": union_id, "year": year, "cap_fen": cap, "members": items}
+
+
+# --- reports and audit -------------------------------------------------------------
+
+
+async def scope_root(principal: Any, union_id: int | None) -> int | None:
+    """The union a report is about: the caller's own scope, or `union_id` inside it.
+
+    Admins may name any union (None: the whole shop); auditors and buyers only their
+    subtree (a buyer's is its branch)."""
+    if principal.role == "admin":
+        if union_id is not None and await get_union(union_id) is None:
+            raise BudgetError("not_found", f"union {union_id} does not exist")
+        return union_id
+    own = principal.union_id
+    if union_id is None or union_id == own:
+        return own
+    if await get_union(union_id) is None or not await is_in_subtree(union_id, own):
+        raise BudgetError("forbidden", f"union {union_id} is outside your scope")
+    return union_id
+
+
+async def _subtree_rows(root_id: int | None) -> list[dict]:
+    query = Union.select(Union.id, Union.code, Union.name, Union.level, Union.parent, Union.path).order_by(Union.id)
+    if root_id is not None:
+        query = query.where(Union.path.like(await subtree_prefix(root_id) + "%"))
+    return await query
+
+
+async def targets_report(root_id: int | None, year: int) -> list[dict]:
+    """The union tree below `root_id` (every top-level union when None) with, at each node,
+    members, cap capacity, spent (paid minus refunded) and the target; a parent's figures
+    are exactly its own plus the sums of its children's.
+
+    Reads only per-union tables (members, per-branch-year totals, targets): never the
+    orders or the ledger, so its cost follows the number of unions, not of purchases."""
+    unions = await _subtree_rows(root_id)
+    if not unions:
+        return []
+    prefix = await subtree_prefix(root_id) if root_id is not None else "/"
+    in_tree = Member.union.path.like(prefix + "%")
+    members = {
+        r["union"]: r["count"]
+        for r in await Member.select(Member.union, Count()).where(in_tree & (Member.active == True)).group_by(Member.union)  # noqa: E712
+    }
+    spent = {
+        r["union"]: r["spent_fen"]
+        for r in await UnionYearTotal.select(UnionYearTotal.union, UnionYearTotal.spent_fen).where(
+            UnionYearTotal.union.path.like(prefix + "%") & (UnionYearTotal.year == year)
+        )
+    }
+    targets = {
+        r["union"]: r["target_fen"]
+        for r in await Target.select(Target.union, Target.target_fen).where(
+            Target.union.path.like(prefix + "%") & (Target.year == year)
+        )
+    }
+    cap = await cap_for_year(year)
+    nodes = {
+        u["id"]: {
+            "union_id": u["id"],
+            "code": u["code"],
+            "name": u["name"],
+            "level": u["level"],
+            "members": members.get(u["id"], 0),
+            "spent_fen": spent.get(u["id"], 0),
+            "target_fen": targets.get(u["id"]),
+            "children": [],
+        }
+        for u in unions
+    }
+    roots = []
+    for u in unions:  # ids ascend, and a parent is made before its children
+        parent = u["parent"]
+        (nodes[parent]["children"] if parent in nodes and u["id"] != root_id else roots).append(nodes[u["id"]])
+
+    def roll_up(node: dict) -> None:
+        for child in node["children"]:
+            roll_up(child)
+            node["members"] += child["members"]
+            node["spent_fen"] += child["spent_fen"]
+        node["cap_capacity_fen"] = node["members"] * cap
+        target = node["target_fen"]
+        node["progress"] = round(node["spent_fen"] / target, 6) if target else None
+
+    for node in roots:
+        roll_up(node)
+    return roots
+
+
+async def audit_members(root_id: int | None, year: int, min_ratio: float, limit: int, offset: int) -> tuple[list[dict], int]:
+    """Members whose (spent + held) / cap >= min_ratio in the year, fullest first."""
+    cap = await cap_for_year(year)
+    threshold = max(0, math.ceil(Decimal(str(min_ratio)) * cap))  # integer fen: no float near money
+    used = '"budget_member_budget"."spent_fen" + "budget_member_budget"."held_fen"'
+    where = (MemberBudget.year == year) & WhereRaw(used + " >= {}", threshold)
+    if root_id is not None:
+        where &= MemberBudget.union.path.like(await subtree_prefix(root_id) + "%")
+    total = await MemberBudget.count().where(where)
+    rows = await (
+        MemberBudget.select(
+            MemberBudget.member,
+            MemberBudget.member.member_no,
+            MemberBudget.member.name,
+            MemberBudget.union,
+            MemberBudget.union.code,
+            MemberBudget.held_fen,
+            MemberBudget.spent_fen,
+        )
+        .where(where)
+        .order_by(OrderByRaw(used), ascending=False)
+        .order_by(MemberBudget.member)
+        .limit(limit)
+        .offset(offset)
+    )
+    items = [
+        {
+            "member_id": r["member"],
+            "member_no": r["member.member_no"],
+            "name": r["member.name"],
+            "union_id": r["union"],
+            "union_code": r["union.code"],
+            "year": year,
+            "cap_fen": cap,
+            "spent_fen": r["spent_fen"],
+            "held_fen": r["held_fen"],
+            "remaining_fen": max(cap - r["spent_fen"] - r["held_fen"], 0),
+            "ratio": round((r["spent_fen"] + r["held_fen"]) / cap, 6) if cap else None,
+        }
+        for r in rows
+    ]
+    return items, total
+
+
+async def ledger_page(
+    root_id: int | None,
+    *,
+    member_id: int | None = None,
+    order_id: int | None = None,
+    year: int | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict], int]:
+    """The ledger's entries in the caller's subtree, in the order they were written."""
+    clauses = []
+    if root_id is not None:
+        clauses.append(LedgerEntry.member.union.path.like(await subtree_prefix(root_id) + "%"))
+    if member_id is not None:
+        clauses.append(LedgerEntry.member == member_id)
+    if order_id is not None:
+        clauses.append(LedgerEntry.order_id == order_id)
+    if year is not None:
+        clauses.append(LedgerEntry.year == year)
+    if kind is not None:
+        clauses.append(LedgerEntry.kind == kind)
+    query = LedgerEntry.select(*_columns(LedgerEntry)).order_by(LedgerEntry.seq)
+    count = LedgerEntry.count()
+    for clause in clauses:
+        query = query.where(clause)
+        count = count.where(clause)
+    rows = await query.limit(limit).offset(offset)
+    items = [
+        {
+            "seq": r["seq"],
+            "member_id": r["member"],
+            "year": r["year"],
+            "order_id": r["order_id"],
+            "kind": r["kind"],
+            "amount_fen": r["amount_fen"],
+            "at": r["at"].astimezone(SHANGHAI).isoformat(),
+            "prev_hash": r["prev_hash"],
+            "hash": r["hash"],
+        }
+        for r in rows
+    ]
+    return items, await count
+
+
+async def verify_scope(root_id: int | None, year: int | None) -> Verification:
+    """verify_ledger over the caller's subtree."""
+    prefix = await subtree_prefix(root_id) if root_id is not None else None
+    return await verify_ledger(year=year, union_prefix=prefix)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timezone
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-from litestar import Litestar, Router
+import msgspec
+from litestar import Litestar, Request, Router
+from litestar.exceptions import ValidationException
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
@@ -35,9 +38,10 @@ def _route_handlers() -> list:
     from budgets import api as budgets_api
     from catalog import api as catalog_api
     from shop import api as shop_api
+    from shop import reports
 
     handlers: list = []
-    for module in (shop_api, catalog_api, budgets_api):
+    for module in (shop_api, reports, catalog_api, budgets_api):
         for group, controllers in module.ROUTES.items():
             if group == "public":
                 handlers.extend(controllers)
@@ -46,6 +50,22 @@ def _route_handlers() -> list:
                     Router(path="/", guards=[require_roles(*ROLE_GROUPS[group])], route_handlers=controllers)
                 )
     return handlers
+
+
+async def strict_json_body(request: Request) -> None:
+    """Litestar converts bodies leniently ("2" becomes 2); money and counts must not be
+    guessed, so every JSON body is first decoded strictly against its msgspec struct."""
+    field = request.route_handler.parsed_fn_signature.parameters.get("data")
+    target = field.annotation if field is not None else None
+    if not (isinstance(target, type) and issubclass(target, msgspec.Struct)):
+        return
+    raw = await request.body()
+    try:
+        msgspec.json.decode(raw, type=target)
+    except msgspec.ValidationError as exc:
+        raise ValidationException(detail=str(exc), extra=[{"message": str(exc), "key": "data", "source": "body"}]) from exc
+    except msgspec.DecodeError as exc:
+        raise ValidationException(detail=f"JSON is malformed: {exc}") from exc
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -73,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_app_init=[jwt_auth.on_app_init],
         middleware=[prometheus.middleware],
         plugins=[problem_details_plugin()],
+        before_request=strict_json_body,
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(title="消费帮扶商城 API", version="1.0.0", path="/schema"),
         stores={"login_attempts": MemoryStore()},
@@ -84,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.settings = settings
+    app.state.clock = lambda: datetime.now(timezone.utc)
     app.state.jwt_auth = jwt_auth
     return app
 

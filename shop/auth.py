@@ -81,6 +81,26 @@ async def verify_password(username: str, password: str) -> int | None:
     return row["id"]
 
 
+async def login_attempt(request: Any, username: str, password: str) -> Principal:
+    """Check a login (API and login page alike): at most `LOGIN_RATE_LIMIT` attempts a
+    minute per client address and username (`rate_limited`), then the password
+    (`unauthenticated`). Returns the account's principal."""
+    settings: Settings = request.app.state.settings
+    store = request.app.stores.get("login_attempts")
+    client = request.client.host if request.client else "unknown"
+    key = f"{client}|{username}"
+    attempts = int(await store.get(key) or 0) + 1
+    if attempts > settings.login_rate_limit:
+        raise problem("rate_limited", "too many login attempts; wait a minute", headers={"Retry-After": "60"})
+    ttl = await store.expires_in(key)
+    await store.set(key, str(attempts), expires_in=ttl if ttl and ttl > 0 else 60)
+    user_id = await verify_password(username, password)
+    principal = await load_principal(user_id) if user_id else None
+    if principal is None:
+        raise problem("unauthenticated", "wrong username or password")
+    return principal
+
+
 async def create_user(
     username: str,
     password: str,

@@ -74,6 +74,9 @@ class ShopError(Exception):
 
 def problem(code: str, detail: str = "", headers: dict[str, str] | None = None, **extra: Any) -> ProblemDetailsException:
     status, title = CODES.get(code, (500, code))
+    clash = _RESERVED & extra.keys()
+    if clash:
+        raise ValueError(f"problem extension fields may not reuse {sorted(clash)}")
     return ProblemDetailsException(
         status_code=status,
         title=title,
@@ -84,6 +87,7 @@ def problem(code: str, detail: str = "", headers: dict[str, str] | None = None, 
     )
 
 
+_RESERVED = {"type", "title", "status", "detail", "instance", "code"}
 _AT = re.compile(r"\s*-\s*at\s*`\$\.?(?P<path>[^`]*)`\s*$")
 _NAMED = re.compile(r"(?:unknown|required) field `(?P<name>[^`]*)`")
 
@@ -96,14 +100,14 @@ def _field_errors(exc: HTTPException) -> list[dict[str, str]]:
         if not isinstance(item, dict):
             continue
         message = str(item.get("message", ""))
-        field = item.get("key") or ""
+        key = str(item.get("key") or "")
+        path = ""
         if match := _AT.search(message):
-            field = field if field and field != "body" else match["path"]
-            message = message[: match.start()]
-        if (named := _NAMED.search(message)) and field in ("", "data", "body"):
-            field = ".".join(filter(None, [match["path"] if match else "", named["name"]]))
-        if field == "data":
-            field = "body"
+            path, message = match["path"], message[: match.start()]
+        if named := _NAMED.search(message):  # a missing or unknown field names itself
+            path = ".".join(filter(None, [path, named["name"]]))
+        # the body's own path wins over Litestar's name for it ("data"); query params keep their key
+        field = path if key in ("", "data", "body") else key
         errors.append({"field": str(field or item.get("source") or "body"), "message": message})
     if not errors:
         errors.append({"field": "body", "message": str(exc.detail)})

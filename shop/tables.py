@@ -59,6 +59,8 @@ class Order(Table, tablename="shop_order"):
     provider = Varchar(length=16, default="transfer")
     payment_reference = Varchar(length=255, default="")
     payment_url = Text(default="")
+    # Stripe's PaymentIntent (from the paid Checkout Session): what a refund is made against.
+    payment_intent = Varchar(length=255, default="")
     # A payment that arrived after the order expired: money to give back, shown to admins.
     needs_refund = Boolean(default=False)
 
@@ -96,15 +98,34 @@ class Allocation(Table, tablename="shop_allocation"):
     allocation_refunded_range = Check((refunded_fen >= 0) & (refunded_fen <= amount_fen))
 
 
+REFUND_STATES = ("pending", "succeeded", "owed", "failed")
+REFUND_KINDS = ("lines", "late_payment")
+
+
 class Refund(Table, tablename="shop_refund"):
+    """One refund of an order (see shop/refunds.py for its life): `pending` while the
+    provider is asked, then `succeeded` (Stripe gave the money back) or `owed` (bank
+    transfer: to be paid back by the shop), or `failed` (the provider refused; nothing
+    was applied). `seq` numbers an order's refunds and names the provider's idempotency key."""
+
     order = ForeignKey(Order, null=False, index=True, on_delete=OnDelete.restrict)
     amount_fen = BigInt()
-    status = Varchar(length=16)  # succeeded (through the provider) | owed (transfer back)
+    status = Varchar(length=16)
     provider_reference = Varchar(length=255, default="")
     created_by = ForeignKey(User, null=True, default=None, on_delete=OnDelete.restrict)
     created_at = Timestamptz(default=TimestamptzNow())
+    seq = Integer(default=0)
+    kind = Varchar(length=16, default="lines")
+    # JSON: {"lines": [[line_id, quantity], ...], "shares": [[member_id, fen], ...]}
+    detail = Text(default="")
+    provider = Varchar(length=16, default="")
+    error = Text(default="")
+    settled_at = Timestamptz(null=True, default=None)
 
     refund_amount_positive = Check(amount_fen > 0)
+    refund_order_seq_unique = Unique([order, seq])
+    refund_status_known = Check('"status" IN ' + _sql_in(REFUND_STATES))
+    refund_kind_known = Check('"kind" IN ' + _sql_in(REFUND_KINDS))
 
 
 class PaymentEvent(Table, tablename="shop_payment_event"):

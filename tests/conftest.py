@@ -20,6 +20,7 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "")
 os.environ["DATABASE_URL"] = POSTGRES_URL or f"sqlite:///{_TMP / 'test.db'}"
 os.environ["DATA_DIR"] = str(_TMP / "data")
 os.environ.setdefault("LOGIN_RATE_LIMIT", "1000")
+os.environ.setdefault("EXPIRY_INTERVAL_SECONDS", "3600")  # tests expire holds explicitly, on their own clock
 for _name in ("STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET"):
     os.environ.pop(_name, None)
 

@@ -1,0 +1,254 @@
+"""Refunds (admin): money goes back to the payer through the order's payment provider,
+and the same amount goes back to the members' yearly quotas, pro rata to what is left of
+their allocations. Stock is not returned: the goods were delivered.
+
+Ordering against the provider — reserve, call, apply:
+
+1. One transaction (order row locked): check the request and record a `Refund` row
+   `pending` with the lines and amount. Nothing else changes: budgets, lines,
+   allocations and the order stay as they are. While a refund is pending no other refund
+   of the order can start, so the pending quantities are never refunded twice.
+2. Outside any transaction: ask the provider, with the idempotency key
+   `order-{id}-refund-{seq}` (Stripe: the Refund API on the PaymentIntent; bank
+   transfer: recorded as owed, no call).
+3. One transaction (order row, then budget rows): apply it — line quantities,
+   allocations, budgets.refund (ledger entries), the order's refunded_fen and status —
+   and mark the refund `succeeded` (or `owed`).
+
+If the provider refuses (a definite answer: nothing was refunded there), the refund is
+marked `failed` and nothing else changed; the answer is 503 `payment_unavailable`. If it
+cannot be reached or its outcome is unknown (no answer, 5xx), the refund stays `pending`,
+visibly, and the answer is 503: repeating the same request resumes it with the same
+idempotency key, so Stripe refunds at most once, and then step 3 applies it. A crash
+between 2 and 3 leaves the same `pending` row, resumed the same way.
+
+Why not apply first and undo on failure: the quota would be free for other orders in the
+meantime, and taking it back could push a member over the cap; the ledger has no "undo
+refund" entry either. Why not call the provider first: a refund that succeeded at Stripe
+but was never recorded (crash, or a concurrent refund taking the same lines) would be
+invisible here. With a pending row first, no fen is ever moved in our books before the
+money moved, and a provider-side refund is never without a record.
+
+A late payment (`needs_refund`: the money arrived after the order expired or was
+cancelled) is refunded whole the same way; its quota was never spent, so budgets do not
+change, and the order is marked settled (`needs_refund` false)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+
+from budgets import service as budgets
+from shop import service
+from shop.errors import ShopError
+from shop.payments import PaymentProviderError, provider_named
+from shop.schemas import RefundIn, RefundLineOut, RefundOut, RefundShareOut
+from shop.settings import Settings
+from shop.tables import Allocation, Order, OrderLine, Refund
+
+logger = logging.getLogger("shop.refunds")
+
+LATE = ("expired", "cancelled")
+
+
+def pro_rata(amount: int, remaining: list[int]) -> list[int]:
+    """Split `amount` fen over allocations in proportion to what each has left.
+
+    Largest remainder: every share is first rounded down, then the fen still missing go one
+    each to the largest remainders, ties to the earlier allocation. The shares add up to
+    `amount` exactly and none exceeds what its allocation has left."""
+    total = sum(remaining)
+    if amount < 0 or any(r < 0 for r in remaining) or amount > total:
+        raise ValueError(f"cannot split {amount} fen over {remaining}")
+    if amount == 0:
+        return [0] * len(remaining)
+    shares = [amount * r // total for r in remaining]
+    fractions = [amount * r % total for r in remaining]
+    missing = amount - sum(shares)
+    for i in sorted(range(len(remaining)), key=lambda i: (-fractions[i], i))[:missing]:
+        shares[i] += 1
+    assert sum(shares) == amount and all(s <= r for s, r in zip(shares, remaining))
+    return shares
+
+
+def refund_key(order_id: int, seq: int) -> str:
+    return f"order-{order_id}-refund-{seq}"
+
+
+def _invalid(field: str, message: str) -> ShopError:
+    return ShopError("validation_failed", f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+def _wanted(body: RefundIn, lines: list[dict]) -> list[tuple[int, int]]:
+    """[(line id, quantity)] the request asks for, checked against the order's lines."""
+    by_id = {l["id"]: l for l in lines}
+    if body.lines is None:  # everything left
+        return [(l["id"], l["quantity"] - l["refunded_quantity"]) for l in lines if l["quantity"] > l["refunded_quantity"]]
+    seen: set[int] = set()
+    over = []
+    for i, item in enumerate(body.lines):
+        if item.line_id not in by_id:
+            raise _invalid(f"lines[{i}].line_id", "is not a line of this order")
+        if item.line_id in seen:
+            raise _invalid(f"lines[{i}].line_id", "appears more than once")
+        seen.add(item.line_id)
+        left = by_id[item.line_id]["quantity"] - by_id[item.line_id]["refunded_quantity"]
+        if item.quantity > left:
+            over.append({"line_id": item.line_id, "requested": item.quantity, "refundable": left})
+    if over:
+        raise ShopError("invalid_state", "more than is left on the line(s) would be refunded", lines=over)
+    # in line order, so that the same request always reads the same
+    return sorted((item.line_id, item.quantity) for item in body.lines)
+
+
+async def _reserve(order_id: int, body: RefundIn, user_id: int | None, now: datetime) -> dict:
+    """Step 1: the pending Refund row (a new one, or the pending one this request repeats)."""
+    async with Order._meta.db.transaction():
+        order = await service._lock_order(order_id)
+        if order is None:
+            raise ShopError("not_found", f"order {order_id} does not exist")
+        pending = await Refund.select().where((Refund.order == order_id) & (Refund.status == "pending")).first()
+        late = order["needs_refund"] and order["status"] in LATE
+        if late:
+            if body.lines is not None:
+                raise _invalid("lines", "a payment that arrived after the order closed is refunded whole: send {}")
+            wanted: list[tuple[int, int]] = []
+            amount = order["total_fen"]
+        else:
+            if order["status"] not in service.TRANSITIONS["refund"]:
+                raise ShopError("invalid_state", f"an order that is {order['status']} cannot be refunded", order_status=order["status"])
+            lines = await OrderLine.select().where(OrderLine.order == order_id).order_by(OrderLine.id)
+            wanted = _wanted(body, lines)
+            price = {l["id"]: l["unit_price_fen"] for l in lines}
+            amount = sum(price[line_id] * qty for line_id, qty in wanted)
+        if pending is not None:
+            if json.loads(pending["detail"] or "{}").get("lines", []) == [list(w) for w in wanted]:
+                logger.info("refund %s of order %s is pending: resuming it", pending["seq"], order_id)
+                return pending
+            raise ShopError(
+                "invalid_state",
+                f"refund #{pending['seq']} of {pending['amount_fen']} fen is still pending with the payment provider; "
+                "repeat that request to complete it first",
+                refund_id=pending["id"],
+                refund_status="pending",
+            )
+        if amount <= 0:
+            raise ShopError("invalid_state", "nothing is left to refund on this order", order_status=order["status"])
+        last = await Refund.select(Refund.seq).where(Refund.order == order_id).order_by(Refund.seq, ascending=False).first()
+        rows = await Refund.insert(
+            Refund(
+                order=order_id,
+                seq=(last["seq"] if last else 0) + 1,
+                kind="late_payment" if late else "lines",
+                amount_fen=amount,
+                status="pending",
+                provider=order["provider"],
+                detail=json.dumps({"lines": [list(w) for w in wanted]}),
+                created_by=user_id,
+                created_at=now,
+            )
+        ).returning(Refund.id)
+        return await Refund.select().where(Refund.id == rows[0]["id"]).first()
+
+
+async def _fail(refund_id: int, error: str, now: datetime) -> None:
+    await Refund.update(
+        {Refund.status: "failed", Refund.error: error[:2000], Refund.settled_at: now}
+    ).where((Refund.id == refund_id) & (Refund.status == "pending"))
+
+
+async def _apply(refund_id: int, status: str, reference: str, now: datetime) -> None:
+    """Step 3: the provider gave the money back (or it is owed): move our books."""
+    first = await Refund.select(Refund.order).where(Refund.id == refund_id).first()
+    async with Order._meta.db.transaction():
+        order = await service._lock_order(first["order"])
+        refund = await Refund.select().where(Refund.id == refund_id).first()
+        if refund["status"] != "pending":
+            return  # a repeated request completed it meanwhile
+        detail = json.loads(refund["detail"] or "{}")
+        done = {Refund.status: status, Refund.provider_reference: reference, Refund.settled_at: now, Refund.error: ""}
+        if refund["kind"] == "late_payment":
+            await Order.update({Order.needs_refund: False}).where(Order.id == order["id"])
+            await Refund.update(done).where(Refund.id == refund_id)
+            return
+        lines = {l["id"]: l for l in await OrderLine.select().where(OrderLine.order == order["id"])}
+        for line_id, qty in detail["lines"]:
+            line = lines[line_id]
+            if line["refunded_quantity"] + qty > line["quantity"]:  # the pending reservation prevents it
+                raise RuntimeError(f"refund {refund_id}: line {line_id} has less than {qty} left to refund")
+            await OrderLine.update({OrderLine.refunded_quantity: line["refunded_quantity"] + qty}).where(OrderLine.id == line_id)
+        allocations = await Allocation.select().where(Allocation.order == order["id"]).order_by(Allocation.id)
+        split = pro_rata(refund["amount_fen"], [a["amount_fen"] - a["refunded_fen"] for a in allocations])
+        shares = [(a["member"], s) for a, s in zip(allocations, split) if s]
+        for a, s in zip(allocations, split):
+            if s:
+                await Allocation.update({Allocation.refunded_fen: Allocation.refunded_fen + s}).where(Allocation.id == a["id"])
+        await budgets.refund(shares, year=order["year"], order_id=order["id"], at=now)
+        left = await OrderLine.count().where((OrderLine.order == order["id"]) & (OrderLine.refunded_quantity < OrderLine.quantity))
+        await Order.update(
+            {
+                Order.refunded_fen: Order.refunded_fen + refund["amount_fen"],
+                Order.status: "partially_refunded" if left else "refunded",
+            }
+        ).where(Order.id == order["id"])
+        detail["shares"] = [list(s) for s in shares]
+        await Refund.update({**done, Refund.detail: json.dumps(detail)}).where(Refund.id == refund_id)
+    logger.info("refund %s of order %s: %s fen back to %d member(s), %s", refund["seq"], order["id"], refund["amount_fen"], len(shares), status)
+
+
+async def refund_order(order_id: int, body: RefundIn, *, user_id: int | None, now: datetime, settings: Settings) -> dict:
+    """Refund (part of) a paid order, or a late payment; returns the Refund row."""
+    refund = await _reserve(order_id, body, user_id, now)
+    order = await Order.select().where(Order.id == order_id).first()
+    provider = provider_named(order["provider"], settings)
+    key = refund_key(order_id, refund["seq"])
+    try:
+        result = await provider.refund(order, refund["amount_fen"], key)
+    except Exception as exc:
+        definite = isinstance(exc, PaymentProviderError) and exc.definite
+        if definite:
+            logger.warning("refund %s of order %s refused by %s: %s", refund["seq"], order_id, provider.name, exc)
+            await _fail(refund["id"], str(exc), now)
+        else:
+            logger.error("refund %s of order %s: outcome at %s unknown, left pending: %r", refund["seq"], order_id, provider.name, exc)
+            await Refund.update({Refund.error: str(exc)[:2000]}).where(Refund.id == refund["id"])
+        raise ShopError(
+            "payment_unavailable",
+            "the payment provider refused the refund; nothing was refunded"
+            if definite
+            else "the payment provider could not be reached; the refund is pending and nothing was refunded here yet — repeat the request to complete it",
+            refund_id=refund["id"],
+            refund_status="failed" if definite else "pending",
+        ) from exc
+    await _apply(refund["id"], result.status, result.reference, now)
+    return await Refund.select().where(Refund.id == refund["id"]).first()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(timezone.utc).isoformat() if value else None
+
+
+def refund_out(row: dict) -> RefundOut:
+    detail = json.loads(row["detail"] or "{}")
+    return RefundOut(
+        id=row["id"],
+        order_id=row["order"],
+        seq=row["seq"],
+        kind=row["kind"],
+        amount_fen=row["amount_fen"],
+        status=row["status"],
+        provider=row["provider"],
+        provider_reference=row["provider_reference"],
+        lines=[RefundLineOut(line_id=l, quantity=q) for l, q in detail.get("lines", [])],
+        shares=[RefundShareOut(member_id=m, amount_fen=a) for m, a in detail.get("shares", [])],
+        error=row["error"],
+        created_at=_iso(row["created_at"]) or "",
+        settled_at=_iso(row["settled_at"]),
+    )
+
+
+async def list_refunds(order_id: int) -> list[RefundOut]:
+    if not await Order.exists().where(Order.id == order_id):
+        raise ShopError("not_found", f"order {order_id} does not exist")
+    return [refund_out(r) for r in await Refund.select().where(Refund.order == order_id).order_by(Refund.seq)]

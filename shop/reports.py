@@ -1,0 +1,316 @@
+"""Reports and audit over HTTP: targets, regions, distribution lists (发放清单), the
+members near their cap, the ledger and its verification — each as JSON, CSV or XLSX,
+always inside the caller's scope (admin: anything; auditor: its subtree; buyer: its branch).
+
+The figures come from budgets/service.py (targets, audit, ledger); the two reports that
+need orders (regions, distribution lists) are queried here."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, get
+from litestar.params import FromPath, FromQuery, QueryParameter
+
+from budgets import service as budgets
+from budgets.tables import Union
+from catalog.tables import Region
+from shop import service as orders
+from shop.errors import ShopError
+from shop.export import Column, Format, respond
+from shop.tables import Allocation, OrderLine
+
+SPENT_STATES = ("paid", "partially_refunded", "refunded")
+
+Year = Annotated[int | None, QueryParameter(ge=2000, le=2100)]
+UnionId = Annotated[int | None, QueryParameter(ge=1)]
+Limit = Annotated[int, QueryParameter(ge=1, le=200)]
+Offset = Annotated[int, QueryParameter(ge=0)]
+ExportFormat = Annotated[Format, QueryParameter(name="format")]
+
+
+def _year(year: int | None) -> int:
+    return year if year is not None else budgets.current_year()
+
+
+# --- queries over orders ---------------------------------------------------------------
+
+
+async def regions_report(root_id: int | None, year: int) -> list[dict[str, Any]]:
+    """Paid spending (minus refunds) by paired region, and within each by the buyer's
+    city federation (the nearest federation above the branch)."""
+    where = (OrderLine.order.year == year) & OrderLine.order.status.is_in(list(SPENT_STATES))
+    if root_id is not None:
+        where &= OrderLine.order.branch.path.like(await budgets.subtree_prefix(root_id) + "%")
+    lines = await OrderLine.select(
+        OrderLine.region_code,
+        OrderLine.order,
+        OrderLine.order.branch.path,
+        OrderLine.unit_price_fen,
+        OrderLine.quantity,
+        OrderLine.refunded_quantity,
+    ).where(where)
+    federations = {u["id"]: u for u in await Union.select(Union.id, Union.code, Union.name).where(Union.level == "federation")}
+    names = {r["code"]: r["name"] for r in await Region.select(Region.code, Region.name)}
+    regions: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        net = line["unit_price_fen"] * (line["quantity"] - line["refunded_quantity"])
+        path_ids = [int(p) for p in line["order.branch.path"].strip("/").split("/") if p]
+        federation_id = next((i for i in reversed(path_ids) if i in federations), None)
+        region = regions.setdefault(
+            line["region_code"],
+            {"region": line["region_code"], "region_name": names.get(line["region_code"], ""), "spent_fen": 0, "order_ids": set(), "federations": {}},
+        )
+        region["spent_fen"] += net
+        region["order_ids"].add(line["order"])
+        if federation_id is not None:
+            fed = region["federations"].setdefault(
+                federation_id,
+                {"union_id": federation_id, "code": federations[federation_id]["code"], "name": federations[federation_id]["name"], "spent_fen": 0, "order_ids": set()},
+            )
+            fed["spent_fen"] += net
+            fed["order_ids"].add(line["order"])
+    out = []
+    for region in sorted(regions.values(), key=lambda r: (-r["spent_fen"], r["region"])):
+        feds = sorted(region.pop("federations").values(), key=lambda f: (-f["spent_fen"], f["code"]))
+        region["orders"] = len(region.pop("order_ids"))
+        region["by_federation"] = [{**{k: v for k, v in f.items() if k != "order_ids"}, "orders": len(f["order_ids"])} for f in feds]
+        out.append(region)
+    return out
+
+
+async def order_distribution(order_id: int) -> list[dict[str, Any]]:
+    rows = await Allocation.select(
+        Allocation.member, Allocation.member.member_no, Allocation.member.name, Allocation.amount_fen, Allocation.refunded_fen
+    ).where(Allocation.order == order_id).order_by(Allocation.id)
+    return [
+        {
+            "member_id": r["member"],
+            "member_no": r["member.member_no"],
+            "name": r["member.name"],
+            "amount_fen": r["amount_fen"],
+            "refunded_fen": r["refunded_fen"],
+        }
+        for r in rows
+    ]
+
+
+async def branch_distribution(root_id: int | None, year: int) -> list[dict[str, Any]]:
+    """Per member: every paid order of the year allocated to them, with amounts."""
+    where = (Allocation.order.year == year) & Allocation.order.status.is_in(list(SPENT_STATES))
+    if root_id is not None:
+        where &= Allocation.order.branch.path.like(await budgets.subtree_prefix(root_id) + "%")
+    rows = await (
+        Allocation.select(
+            Allocation.member,
+            Allocation.member.member_no,
+            Allocation.member.name,
+            Allocation.member.union.code,
+            Allocation.order,
+            Allocation.order.status,
+            Allocation.order.paid_at,
+            Allocation.amount_fen,
+            Allocation.refunded_fen,
+        )
+        .where(where)
+        .order_by(Allocation.member.union.code)
+        .order_by(Allocation.member.member_no)
+        .order_by(Allocation.order)
+    )
+    members: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        member = members.setdefault(
+            r["member"],
+            {
+                "member_id": r["member"],
+                "member_no": r["member.member_no"],
+                "name": r["member.name"],
+                "branch_code": r["member.union.code"],
+                "orders": [],
+                "amount_fen": 0,
+                "refunded_fen": 0,
+            },
+        )
+        member["orders"].append(
+            {
+                "order_id": r["order"],
+                "status": r["order.status"],
+                "paid_at": r["order.paid_at"].astimezone(budgets.SHANGHAI).isoformat() if r["order.paid_at"] else None,
+                "amount_fen": r["amount_fen"],
+                "refunded_fen": r["refunded_fen"],
+            }
+        )
+        member["amount_fen"] += r["amount_fen"]
+        member["refunded_fen"] += r["refunded_fen"]
+    return list(members.values())
+
+
+# --- controllers ---------------------------------------------------------------------
+
+TARGET_COLUMNS = [
+    Column("depth_name", "工会"),
+    Column("code", "代码"),
+    Column("level", "层级"),
+    Column("members", "会员数", "int"),
+    Column("cap_capacity_fen", "额度上限(元)", "fen"),
+    Column("spent_fen", "消费帮扶金额(元)", "fen"),
+    Column("target_fen", "目标(元)", "fen"),
+    Column("progress", "完成率", "ratio"),
+]
+
+
+def _flatten(nodes: list[dict], depth: int = 0) -> list[dict]:
+    rows = []
+    for node in nodes:
+        rows.append({**node, "depth_name": "　" * depth + node["name"]})
+        rows.extend(_flatten(node["children"], depth + 1))
+    return rows
+
+
+class ReportController(Controller):
+    path = "/api/reports"
+
+    @get("/targets")
+    async def targets(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
+        root = await budgets.scope_root(request.user, union_id)
+        year = _year(year)
+        tree = await budgets.targets_report(root, year)
+        body = {"year": year, "cap_fen": await budgets.cap_for_year(year), "items": tree}
+        return respond(fmt, _flatten(tree), TARGET_COLUMNS, f"消费帮扶目标完成情况-{year}", body, "目标完成情况")
+
+    @get("/regions")
+    async def regions(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
+        root = await budgets.scope_root(request.user, union_id)
+        year = _year(year)
+        items = await regions_report(root, year)
+        rows = [
+            {"region": r["region"], "region_name": r["region_name"], "federation": f["name"], "spent_fen": f["spent_fen"], "orders": f["orders"]}
+            for r in items
+            for f in (r["by_federation"] or [{"name": "", "spent_fen": r["spent_fen"], "orders": r["orders"]}])
+        ]
+        columns = [
+            Column("region_name", "帮扶地区"),
+            Column("region", "地区代码"),
+            Column("federation", "采购方总工会"),
+            Column("spent_fen", "金额(元)", "fen"),
+            Column("orders", "订单数", "int"),
+        ]
+        return respond(fmt, rows, columns, f"帮扶地区采购统计-{year}", {"year": year, "items": items}, "按地区")
+
+    @get("/distribution")
+    async def distribution(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
+        root = await budgets.scope_root(request.user, union_id)
+        year = _year(year)
+        items = await branch_distribution(root, year)
+        rows = [{**m, **o, "member_amount_fen": m["amount_fen"]} for m in items for o in m["orders"]]
+        columns = [
+            Column("branch_code", "基层工会"),
+            Column("member_no", "会员编号"),
+            Column("name", "姓名"),
+            Column("order_id", "订单号", "int"),
+            Column("paid_at", "支付时间"),
+            Column("status", "状态"),
+            Column("amount_fen", "分配金额(元)", "fen"),
+            Column("refunded_fen", "已退(元)", "fen"),
+        ]
+        return respond(fmt, rows, columns, f"发放清单-{year}", {"year": year, "items": items}, "发放清单")
+
+
+class OrderDistributionController(Controller):
+    path = "/api/orders/{order_id:int}/distribution"
+
+    @get("/")
+    async def distribution(self, request: Request, order_id: FromPath[int], fmt: ExportFormat = "json") -> Any:
+        await orders.get_order(order_id, request.user)  # 404 / 403 outside the caller's scope
+        if request.user.role == "supplier":
+            raise ShopError("forbidden", "suppliers do not see members")
+        items = await order_distribution(order_id)
+        columns = [
+            Column("member_no", "会员编号"),
+            Column("name", "姓名"),
+            Column("amount_fen", "分配金额(元)", "fen"),
+            Column("refunded_fen", "已退(元)", "fen"),
+        ]
+        return respond(fmt, items, columns, f"发放清单-订单{order_id}", items, "发放清单")
+
+
+class AuditController(Controller):
+    path = "/api/audit"
+
+    @get("/members")
+    async def members(
+        self,
+        request: Request,
+        year: Year = None,
+        union_id: UnionId = None,
+        min_ratio: Annotated[float, QueryParameter(ge=0, le=10)] = 0.9,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        fmt: ExportFormat = "json",
+    ) -> Any:
+        root = await budgets.scope_root(request.user, union_id)
+        year = _year(year)
+        if fmt != "json":  # an export is the whole list
+            limit, offset = 1_000_000, 0
+        items, total = await budgets.audit_members(root, year, min_ratio, limit, offset)
+        columns = [
+            Column("union_code", "基层工会"),
+            Column("member_no", "会员编号"),
+            Column("name", "姓名"),
+            Column("cap_fen", "年度额度(元)", "fen"),
+            Column("spent_fen", "已用(元)", "fen"),
+            Column("held_fen", "占用中(元)", "fen"),
+            Column("remaining_fen", "剩余(元)", "fen"),
+            Column("ratio", "使用率", "ratio"),
+        ]
+        return respond(fmt, items, columns, f"额度使用审计-{year}", {"items": items, "total": total}, "额度使用")
+
+    @get("/ledger")
+    async def ledger(
+        self,
+        request: Request,
+        member_id: Annotated[int | None, QueryParameter(ge=1)] = None,
+        order_id: Annotated[int | None, QueryParameter(ge=1)] = None,
+        year: Year = None,
+        kind: FromQuery[Literal["hold", "capture", "release", "refund"] | None] = None,
+        union_id: UnionId = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        fmt: ExportFormat = "json",
+    ) -> Any:
+        root = await budgets.scope_root(request.user, union_id)
+        if fmt != "json":
+            limit, offset = 1_000_000, 0
+        items, total = await budgets.ledger_page(
+            root, member_id=member_id, order_id=order_id, year=year, kind=kind, limit=limit, offset=offset
+        )
+        columns = [
+            Column("seq", "序号", "int"),
+            Column("at", "时间"),
+            Column("member_id", "会员ID", "int"),
+            Column("year", "年度", "int"),
+            Column("order_id", "订单号", "int"),
+            Column("kind", "类型"),
+            Column("amount_fen", "金额(元)", "fen"),
+            Column("hash", "哈希"),
+        ]
+        return respond(fmt, items, columns, "额度流水", {"items": items, "total": total}, "额度流水")
+
+    @get("/ledger/verify")
+    async def verify(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
+        root = await budgets.scope_root(request.user, union_id)
+        result = await budgets.verify_scope(root, year)
+        body = {"ok": result.ok, "entries": result.entries, "member_years": result.member_years, "problems": result.problems}
+        columns = [
+            Column("member_id", "会员ID", "int"),
+            Column("year", "年度", "int"),
+            Column("seq", "序号", "int"),
+            Column("problem", "问题"),
+        ]
+        return respond(fmt, result.problems, columns, "流水校验", body, "流水校验")
+
+
+ROUTES = {
+    "reader": [ReportController, AuditController],
+    "any": [OrderDistributionController],
+}

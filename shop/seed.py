@@ -1,0 +1,75 @@
+"""Load the demo data in seeds/ (data files, not code). Idempotent: a second run adds nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from budgets import service as budgets
+from catalog import service as catalog
+from shop import auth
+from shop.tables import User
+
+SEEDS_DIR = Path(os.environ.get("SEEDS_DIR", Path(__file__).resolve().parent.parent / "seeds"))
+
+
+def _load(name: str) -> list[dict[str, Any]]:
+    return json.loads((SEEDS_DIR / name).read_text(encoding="utf-8"))
+
+
+async def seed() -> dict[str, int]:
+    """Regions, unions, suppliers, products, members and targets."""
+    counts: dict[str, int] = {}
+    unions: dict[str, int] = {}
+    for u in _load("unions.json"):
+        unions[u["code"]] = await budgets.ensure_union(u["code"], u["name"], u["level"], u["parent_code"])
+    counts["unions"] = len(unions)
+    regions = _load("regions.json")
+    for r in regions:
+        await catalog.ensure_region(r["code"], r["name"], r["province"], r["paired_with"])
+    counts["regions"] = len(regions)
+    suppliers: dict[str, int] = {}
+    for s in _load("suppliers.json"):
+        suppliers[s["name"]] = await catalog.ensure_supplier(s["name"], s["regions"])
+    counts["suppliers"] = len(suppliers)
+    products = _load("products.json")
+    for p in products:
+        await catalog.ensure_product(
+            suppliers[p["supplier"]],
+            p["title"],
+            p["region"],
+            p["category"],
+            p["unit"],
+            p["price_fen"],
+            p["stock"],
+            p["description"],
+            p["status"],
+        )
+    counts["products"] = len(products)
+    members = _load("members.json")
+    for m in members:
+        await budgets.ensure_member(unions[m["union_code"]], m["member_no"], m["name"])
+    counts["members"] = len(members)
+    targets = _load("targets.json")
+    for t in targets:
+        await budgets.ensure_target(t["union_code"], t["year"], t["target_fen"])
+    counts["targets"] = len(targets)
+    return counts
+
+
+async def demo_users() -> list[dict[str, str]]:
+    """The demo accounts of every role (created once; their passwords are in seeds/)."""
+    made = []
+    for u in _load("demo_users.json"):
+        union_id = supplier_id = None
+        if u.get("union_code"):
+            found = await budgets.union_by_code(u["union_code"])
+            union_id = found["id"] if found else None
+        if u.get("supplier"):
+            supplier_id = await catalog.ensure_supplier(u["supplier"], [])
+        if not await User.exists().where(User.username == u["username"]):
+            await auth.create_user(u["username"], u["password"], u["role"], union_id=union_id, supplier_id=supplier_id)
+        made.append({"username": u["username"], "password": u["password"], "role": u["role"], "scope": u.get("union_code") or u.get("supplier") or "全部"})
+    return made

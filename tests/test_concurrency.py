@@ -1,0 +1,83 @@
+"""The cap holds under real concurrency: many simultaneous orders over HTTP against the
+real server running as a separate process with two workers, on the tests' database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from budgets import service as budgets
+from budgets.tables import MemberBudget
+from catalog.tables import Product
+from shop.tables import Order
+from tests.server import running_server
+from tests.world import build_world
+
+
+@pytest.fixture(scope="module")
+def server():
+    with running_server(workers=2) as url:
+        yield url
+
+
+async def fire(url: str, token: str, bodies: list[dict]) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=len(bodies))
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as c:
+        return await asyncio.gather(
+            *[
+                c.post("/api/orders", json=body, headers={"Authorization": f"Bearer {token}", "Idempotency-Key": f"conc-{i}"})
+                for i, body in enumerate(bodies)
+            ]
+        )
+
+
+async def check_invariants(members: list[int], cap: int = 60000):
+    rows = await MemberBudget.select().where(MemberBudget.member.is_in(members))
+    for row in rows:
+        assert row["held_fen"] + row["spent_fen"] <= cap, row
+    result = await budgets.verify_ledger()
+    assert result.ok, result.problems
+    return {r["member"]: r["held_fen"] for r in rows}
+
+
+async def test_64_concurrent_orders_take_exactly_what_fits(app, server, make_user, admin):
+    world = await build_world(make_user, admin, members=4)
+    await Product.update({Product.stock: 1000}).where(Product.id == world.products["tea"])
+    # each order: 10000 fen split over the same 4 members = 2500 each; 60000 / 2500 = 24 fit
+    body = {"lines": [{"product_id": world.products["tea"], "quantity": 1}], "members": world.members}
+    responses = await fire(server, world.buyer.token, [body] * 64)
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(201) == 24, statuses
+    refused = [r for r in responses if r.status_code != 201]
+    assert len(refused) == 40
+    assert all(r.status_code == 409 and r.json()["code"] == "cap_exceeded" for r in refused), [r.text for r in refused][:3]
+    held = await check_invariants(world.members)
+    assert held == {m: 60000 for m in world.members}
+    assert await Order.count() == 24
+    assert (await Product.select(Product.stock).where(Product.id == world.products["tea"]).first())["stock"] == 1000 - 24
+
+
+async def test_overlapping_members_in_opposite_order_never_deadlock(app, server, make_user, admin):
+    world = await build_world(make_user, admin, members=4)
+    tea, rice = world.products["tea"], world.products["rice"]
+    await Product.update({Product.stock: 1000}).where(Product.id.is_in([tea, rice]))
+    m = world.members
+    forward = {"lines": [{"product_id": tea, "quantity": 1}, {"product_id": rice, "quantity": 1}],
+               "allocations": [{"member_id": x, "amount_fen": a} for x, a in zip(m, [3000, 3000, 3000, 3501])]}  # fmt: skip
+    backward = {"lines": [{"product_id": rice, "quantity": 1}, {"product_id": tea, "quantity": 1}],
+                "allocations": [{"member_id": x, "amount_fen": a} for x, a in zip(reversed(m), [3000, 3000, 3000, 3501])]}  # fmt: skip
+    responses = await fire(server, world.buyer.token, [forward if i % 2 else backward for i in range(64)])
+    assert all(r.status_code in (201, 409) for r in responses), [r.text for r in responses if r.status_code not in (201, 409)][:3]
+    assert all(r.json()["code"] == "cap_exceeded" for r in responses if r.status_code == 409)
+    placed = [r.json() for r in responses if r.status_code == 201]
+    held = await check_invariants(m)
+    # replaying what succeeded gives each member's hold exactly
+    expected = {x: 0 for x in m}
+    for order in placed:
+        for a in order["allocations"]:
+            expected[a["member_id"]] += a["amount_fen"]
+    assert held == expected
+    assert len(placed) >= 16  # the member with 3501 a time fits 17 orders, the ones with 3000 fit 20
+    assert len(placed) == 17 or max(held.values()) > 60000 - 3501
