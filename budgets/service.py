@@ -277,6 +277,7 @@ def _after(table, after: tuple | None, year: int | None, union_prefix: str | Non
         where.append(table.member.union.path.like(union_prefix + "%"))
     if after is not None:
         m, y, t = after
+        where.append(table.member >= m)  # an index range to start from; the OR below only filters
         where.append(
             (table.member > m)
             | ((table.member == m) & (table.year > y))

@@ -20,8 +20,15 @@ last_hash) and the per-branch-year totals (spent, orders) are the ones `hold`, `
 written as well, so order_id in the ledger points at a real order.
 
 It grows: `Province.grow_to(n)` carries the simulation on until the ledger holds at least n
-entries (it stops between transactions), appends the new entries and rewrites the rows that
-changed. Ids are assigned here; the sequences are set after each step.
+entries (it stops between transactions), appends the new entries (COPY) and upserts the rows
+that changed. Ids are assigned here as PostgreSQL would have: an `INSERT … ON CONFLICT DO
+NOTHING` (budget rows, totals) and a rolled-back order (refused with cap_exceeded) take their
+sequence values too; the sequences are set where the service would have left them.
+`journal` records every budget call, and `replay_through_service` makes the same calls through
+budgets.service, so that the two can be compared row for row (bench_reports does, on a
+small dense ledger). The timeline runs from 2 January to the day before today (or 20
+December), so that nothing is dated in the future; on a given day the output is the same
+(seeded).
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import json
 import random
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -63,11 +70,11 @@ REGIONS = [
 TRANSFER_HOLD = timedelta(days=30)  # Settings.transfer_hold_days: an unpaid transfer order's hold
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _us(dt: datetime) -> int:
     return (dt - EPOCH) // timedelta(microseconds=1)
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def _dt(us: int) -> datetime:
@@ -136,11 +143,12 @@ class Province:
         self.branch_limit = branch_limit  # orders only from the first n branches (a dense check)
         self.rng = random.Random(seed)
         self.cap = DEFAULT_CAP_FEN
-        now = now or datetime.now(timezone.utc)
+        today = (now or datetime.now(UTC)).astimezone(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
         start = datetime(year, 1, 2, 8, 30, tzinfo=SHANGHAI)
-        end = min(datetime(year, 12, 20, tzinfo=SHANGHAI), now - timedelta(days=1))
+        end = min(datetime(year, 12, 20, tzinfo=SHANGHAI), today - timedelta(days=1))
         end = max(end, start + timedelta(days=30))
         self.clock = _us(start)
+        self.year_end = _us(datetime(year + 1, 1, 1, tzinfo=SHANGHAI))
         # mean time between orders: the planned ledger spread over [start, end] (a little
         # margin: the number of entries an order makes is only known on average)
         self.gap_us = max(1, (_us(end) - _us(start)) * self.ENTRIES_PER_ORDER * 9 // (planned_entries * 10))
@@ -449,6 +457,8 @@ class Province:
                 at, _, what, oid = heapq.heappop(self.events)
                 self._settle(what, self.orders[oid], at, out)
             else:
+                if self.clock >= self.year_end:
+                    raise RuntimeError(f"the year is over at {self.ledger_entries:,} entries: plan more entries or more branches")
                 self._new_order(self.clock, out)
                 self.clock += int(rng.expovariate(1.0) * self.gap_us) + 1
 
