@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.stores.memory import MemoryStore
 
+from shop import web
 from shop.auth import build_jwt_auth, require_roles
 from shop.db import connection_pool
 from shop.errors import exception_handlers, problem_details_plugin
@@ -39,9 +40,10 @@ def _route_handlers() -> list:
     from catalog import api as catalog_api
     from shop import api as shop_api
     from shop import reports
+    from shop.web import pages as web_pages
 
     handlers: list = []
-    for module in (shop_api, reports, catalog_api, budgets_api):
+    for module in (shop_api, reports, catalog_api, budgets_api, web_pages):
         for group, controllers in module.ROUTES.items():
             if group == "public":
                 handlers.extend(controllers)
@@ -88,7 +90,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await asyncio.gather(*background, return_exceptions=True)
 
     app = Litestar(
-        route_handlers=[*_route_handlers(), PrometheusController],
+        route_handlers=[*_route_handlers(), PrometheusController, web.static_files_router()],
+        template_config=web.template_config(),
+        csrf_config=web.csrf_config(settings),
         lifespan=[lifespan],
         on_app_init=[jwt_auth.on_app_init],
         middleware=[prometheus.middleware],
