@@ -103,10 +103,12 @@ async def _lock_budgets(member_ids: list[int], year: int, create: bool) -> dict[
         if len(members) != len(member_ids):
             missing = sorted(set(member_ids) - {m["id"] for m in members})
             raise BudgetError("not_found", f"no such member(s): {missing}", members=missing)
-        for m in sorted(members, key=lambda r: r["id"]):
-            await MemberBudget.insert(
+        await MemberBudget.insert(
+            *[
                 MemberBudget(member=m["id"], union=m["union"], year=year, last_hash=GENESIS_HASH)
-            ).on_conflict(action="DO NOTHING", target=(MemberBudget.member, MemberBudget.year))
+                for m in sorted(members, key=lambda r: r["id"])
+            ]
+        ).on_conflict(action="DO NOTHING", target=(MemberBudget.member, MemberBudget.year))
     query = (
         MemberBudget.select()
         .where(MemberBudget.member.is_in(member_ids) & (MemberBudget.year == year))
@@ -124,6 +126,7 @@ async def _lock_budgets(member_ids: list[int], year: int, create: bool) -> dict[
 async def _append(kind: str, shares: list[tuple[int, int]], rows: dict[int, dict], year: int, order_id: int | None, at: datetime) -> None:
     held_sign, spent_sign = MOVES[kind]
     at = at.astimezone(timezone.utc)
+    entries = []
     for member_id, amount in shares:
         row = rows[member_id]
         held = row["held_fen"] + held_sign * amount
@@ -134,7 +137,7 @@ async def _append(kind: str, shares: list[tuple[int, int]], rows: dict[int, dict
                 f"{kind} of {amount} fen does not fit member {member_id}'s budget (held {row['held_fen']}, spent {row['spent_fen']})",
             )
         digest = entry_hash(row["last_hash"], member_id, year, order_id, kind, amount, at)
-        await LedgerEntry.insert(
+        entries.append(
             LedgerEntry(
                 member=member_id,
                 year=year,
@@ -155,6 +158,7 @@ async def _append(kind: str, shares: list[tuple[int, int]], rows: dict[int, dict
             }
         ).where(MemberBudget.id == row["id"])
         row.update(held_fen=held, spent_fen=spent, entries=row["entries"] + 1, last_hash=digest)
+    await LedgerEntry.insert(*entries)  # one statement; each member-year gets one entry a call
 
 
 async def _add_to_totals(rows: dict[int, dict], shares: list[tuple[int, int]], year: int, sign: int, count_order: bool) -> None:

@@ -181,7 +181,7 @@ async def place_order(
 async def start_payment(order_id: int, provider: Provider, now: datetime) -> None:
     """After the order committed: ask the provider for a way to pay. If it cannot give
     one, the order is cancelled so that nothing stays held without a way to pay."""
-    order = await Order.select(Order.expires_at).where(Order.id == order_id).first()
+    order = await Order.select(Order.expires_at, Order.payment_reference).where(Order.id == order_id).first()
     lines = await OrderLine.select().where(OrderLine.order == order_id).order_by(OrderLine.id)
     try:
         started = await provider.start(order_id, lines, order["expires_at"])
@@ -189,9 +189,10 @@ async def start_payment(order_id: int, provider: Provider, now: datetime) -> Non
         logger.warning("payment provider refused order %s: %r; cancelling it", order_id, exc)
         await close_order(order_id, "cancelled", now, reason="payment_unavailable")
         raise ShopError("payment_unavailable", "the payment provider could not be reached; the order was cancelled and nothing is held") from exc
-    await Order.update({Order.payment_reference: started.reference, Order.payment_url: started.url}).where(
-        Order.id == order_id
-    )
+    if started.reference != order["payment_reference"] or started.url:
+        await Order.update({Order.payment_reference: started.reference, Order.payment_url: started.url}).where(
+            Order.id == order_id
+        )
 
 
 async def _lock_order(order_id: int) -> dict | None:
