@@ -1,4 +1,4 @@
-"""The shop's own endpoints: operations, login, the caller, admin user management."""
+"""The shop's own endpoints: operations, login, the caller, users, orders, payments and refunds."""
 
 from __future__ import annotations
 
