@@ -72,6 +72,11 @@ class ShopError(Exception):
         self.extra = extra
 
 
+def invalid(field: str, message: str) -> ShopError:
+    """A `validation_failed` refusal naming the field at fault."""
+    return ShopError("validation_failed", f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
 def problem(code: str, detail: str = "", headers: dict[str, str] | None = None, **extra: Any) -> ProblemDetailsException:
     status, title = CODES.get(code, (500, code))
     clash = _RESERVED & extra.keys()

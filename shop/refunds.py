@@ -41,7 +41,7 @@ from datetime import datetime, timezone
 
 from budgets import service as budgets
 from shop import service
-from shop.errors import ShopError
+from shop.errors import ShopError, invalid
 from shop.payments import PaymentProviderError, provider_named
 from shop.schemas import RefundIn, RefundLineOut, RefundOut, RefundShareOut
 from shop.settings import Settings
@@ -76,9 +76,6 @@ def refund_key(order_id: int, seq: int) -> str:
     return f"order-{order_id}-refund-{seq}"
 
 
-def _invalid(field: str, message: str) -> ShopError:
-    return ShopError("validation_failed", f"{field}: {message}", errors=[{"field": field, "message": message}])
-
 
 def _wanted(body: RefundIn, lines: list[dict]) -> list[tuple[int, int]]:
     """[(line id, quantity)] the request asks for, checked against the order's lines."""
@@ -89,9 +86,9 @@ def _wanted(body: RefundIn, lines: list[dict]) -> list[tuple[int, int]]:
     over = []
     for i, item in enumerate(body.lines):
         if item.line_id not in by_id:
-            raise _invalid(f"lines[{i}].line_id", "is not a line of this order")
+            raise invalid(f"lines[{i}].line_id", "is not a line of this order")
         if item.line_id in seen:
-            raise _invalid(f"lines[{i}].line_id", "appears more than once")
+            raise invalid(f"lines[{i}].line_id", "appears more than once")
         seen.add(item.line_id)
         left = by_id[item.line_id]["quantity"] - by_id[item.line_id]["refunded_quantity"]
         if item.quantity > left:
@@ -112,7 +109,7 @@ async def _reserve(order_id: int, body: RefundIn, user_id: int | None, now: date
         late = order["needs_refund"] and order["status"] in LATE
         if late:
             if body.lines is not None:
-                raise _invalid("lines", "a payment that arrived after the order closed is refunded whole: send {}")
+                raise invalid("lines", "a payment that arrived after the order closed is refunded whole: send {}")
             wanted: list[tuple[int, int]] = []
             amount = order["total_fen"]
         else:

@@ -19,7 +19,7 @@ from budgets import service as budgets
 from budgets.tables import Member, Union
 from catalog import service as catalog
 from shop.db import is_unique_violation
-from shop.errors import ShopError
+from shop.errors import ShopError, invalid
 from shop.payments import Provider, TransferProvider
 from shop.schemas import (
     AllocationOut,
@@ -48,21 +48,18 @@ def request_hash(body: OrderIn) -> str:
     return hashlib.sha256(msgspec.json.encode(body)).hexdigest()
 
 
-def _invalid(field: str, message: str) -> ShopError:
-    return ShopError("validation_failed", f"{field}: {message}", errors=[{"field": field, "message": message}])
-
 
 def _check_shape(body: OrderIn) -> None:
     """What the schema cannot say: one of members/allocations, no duplicates."""
     product_ids = [line.product_id for line in body.lines]
     if len(set(product_ids)) != len(product_ids):
-        raise _invalid("lines", "a product appears on more than one line; put the quantity on one line")
+        raise invalid("lines", "a product appears on more than one line; put the quantity on one line")
     if (body.members is None) == (body.allocations is None):
-        raise _invalid("members", "give either members (an even split) or allocations, not both or neither")
+        raise invalid("members", "give either members (an even split) or allocations, not both or neither")
     member_ids = body.members if body.members is not None else [a.member_id for a in body.allocations or []]
     if len(set(member_ids)) != len(member_ids):
         field = "members" if body.members is not None else "allocations"
-        raise _invalid(field, "a member appears more than once")
+        raise invalid(field, "a member appears more than once")
 
 
 def split_evenly(total_fen: int, member_ids: list[int]) -> list[tuple[int, int]]:
@@ -114,7 +111,7 @@ async def place_order(
 
     Returns (order id, created). The same key and body again gives the same order."""
     if not 1 <= len(key) <= 64:
-        raise _invalid("Idempotency-Key", "required, 1 to 64 characters")
+        raise invalid("Idempotency-Key", "required, 1 to 64 characters")
     _check_shape(body)
     digest = request_hash(body)
     if existing := await find_by_key(branch_id, key):
@@ -131,13 +128,13 @@ async def place_order(
             total = sum(line.amount_fen for line in reserved)
             if body.members is not None:
                 if total < len(member_ids):
-                    raise _invalid("members", f"the total of {total} fen cannot give every member at least one fen")
+                    raise invalid("members", f"the total of {total} fen cannot give every member at least one fen")
                 shares = split_evenly(total, member_ids)
             else:
                 shares = [(a.member_id, a.amount_fen) for a in body.allocations or []]
                 allocated = sum(amount for _, amount in shares)
                 if allocated != total:
-                    raise _invalid("allocations", f"the allocations add up to {allocated} fen, the order's total is {total} fen")
+                    raise invalid("allocations", f"the allocations add up to {allocated} fen, the order's total is {total} fen")
             order = Order(
                 branch=branch_id,
                 created_by=user_id,
@@ -398,7 +395,7 @@ async def confirm_transfer(order_id: int, reference: str, now: datetime) -> None
         if order["status"] not in TRANSITIONS["pay"]:
             raise ShopError("invalid_state", f"an order that is {order['status']} cannot be paid", order_status=order["status"])
         if not _same_reference(reference, order["payment_reference"]):
-            raise _invalid("reference", "does not match the order's transfer reference")
+            raise invalid("reference", "does not match the order's transfer reference")
         await pay_locked(order, now)
 
 
