@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, patch, post
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from catalog import service
@@ -36,6 +37,31 @@ CategoryFilter = Annotated[str | None, QueryParameter(max_length=16, description
 StatusFilter = Annotated[str | None, QueryParameter(max_length=16, description="product state")]
 SupplierFilter = Annotated[int | None, QueryParameter(ge=1, le=service.MAX_ID)]
 TextFilter = Annotated[str | None, QueryParameter(max_length=100, description="in title or description")]
+
+
+async def product_filters(
+    region: RegionFilter = None,
+    category: CategoryFilter = None,
+    supplier_id: SupplierFilter = None,
+    paired_with: FromQuery[list[UnionCode] | None] = None,
+    q: TextFilter = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """The query every product list takes (as keyword arguments of `service.list_products`)."""
+    return {
+        "region": region,
+        "category": category,
+        "supplier_id": supplier_id,
+        "paired_with": paired_with,
+        "q": q,
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+PRODUCT_FILTERS = {"filters": Provide(product_filters)}
+Filters = NamedDependency[dict[str, Any]]
 
 
 def _supplier_id(request: Request[Any, Any, Any]) -> int:
@@ -82,27 +108,9 @@ class ProductController(Controller):
     opt = {"exclude_from_auth": True}
     tags = ["catalog"]
 
-    @get("/")
-    async def list_products(
-        self,
-        region: RegionFilter = None,
-        category: CategoryFilter = None,
-        supplier_id: SupplierFilter = None,
-        paired_with: FromQuery[list[UnionCode] | None] = None,
-        q: TextFilter = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
-    ) -> ProductPage:
-        items, total = await service.list_products(
-            status="listed",
-            region=region,
-            category=category,
-            supplier_id=supplier_id,
-            paired_with=paired_with,
-            q=q,
-            limit=limit,
-            offset=offset,
-        )
+    @get("/", dependencies=PRODUCT_FILTERS)
+    async def list_products(self, filters: Filters) -> ProductPage:
+        items, total = await service.list_products(status="listed", **filters)
         return ProductPage(items=items, total=total)
 
     @get("/{product_id:int}")
@@ -146,26 +154,10 @@ class AdminReviewController(Controller):
     path = "/api/admin/reviews"
     tags = ["catalog admin"]
 
-    @get("/")
-    async def pending(
-        self,
-        region: RegionFilter = None,
-        category: CategoryFilter = None,
-        supplier_id: SupplierFilter = None,
-        q: TextFilter = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
-    ) -> ProductPage:
+    @get("/", dependencies=PRODUCT_FILTERS)
+    async def pending(self, filters: Filters) -> ProductPage:
         """Products waiting for review, oldest first."""
-        items, total = await service.list_products(
-            status="pending_review",
-            region=region,
-            category=category,
-            supplier_id=supplier_id,
-            q=q,
-            limit=limit,
-            offset=offset,
-        )
+        items, total = await service.list_products(status="pending_review", **filters)
         return ProductPage(items=items, total=total)
 
 
@@ -173,29 +165,10 @@ class AdminProductController(Controller):
     path = "/api/admin/products"
     tags = ["catalog admin"]
 
-    @get("/")
-    async def list_products(
-        self,
-        status: StatusFilter = None,
-        region: RegionFilter = None,
-        category: CategoryFilter = None,
-        supplier_id: SupplierFilter = None,
-        paired_with: FromQuery[list[UnionCode] | None] = None,
-        q: TextFilter = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
-    ) -> ProductPage:
+    @get("/", dependencies=PRODUCT_FILTERS)
+    async def list_products(self, filters: Filters, status: StatusFilter = None) -> ProductPage:
         """Every product in any state (the review queue is `/api/admin/reviews`)."""
-        items, total = await service.list_products(
-            status=status,
-            region=region,
-            category=category,
-            supplier_id=supplier_id,
-            paired_with=paired_with,
-            q=q,
-            limit=limit,
-            offset=offset,
-        )
+        items, total = await service.list_products(status=status, **filters)
         return ProductPage(items=items, total=total)
 
     @get("/{product_id:int}")
@@ -233,27 +206,10 @@ class SupplierProductController(Controller):
     path = "/api/supplier/products"
     tags = ["supplier"]
 
-    @get("/")
-    async def list_products(
-        self,
-        request: Request[Any, Any, Any],
-        status: StatusFilter = None,
-        region: RegionFilter = None,
-        category: CategoryFilter = None,
-        q: TextFilter = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
-    ) -> ProductPage:
+    @get("/", dependencies=PRODUCT_FILTERS)
+    async def list_products(self, request: Request[Any, Any, Any], filters: Filters, status: StatusFilter = None) -> ProductPage:
         """The supplier's own products, in every state."""
-        items, total = await service.list_products(
-            supplier_id=_supplier_id(request),
-            status=status,
-            region=region,
-            category=category,
-            q=q,
-            limit=limit,
-            offset=offset,
-        )
+        items, total = await service.list_products(status=status, **{**filters, "supplier_id": _supplier_id(request)})
         return ProductPage(items=items, total=total)
 
     @post("/")
