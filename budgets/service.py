@@ -1017,6 +1017,29 @@ async def targets_report(root_id: int | None, year: int) -> list[dict]:
     return roots
 
 
+async def targets_tree(root_id: int | None, year: int) -> dict:
+    """The targets report as one tree: the root union's node, or, for the whole shop
+    with several top-level unions, a node for all of them (`union_id` null)."""
+    roots = await targets_report(root_id, year)
+    if len(roots) == 1:
+        return roots[0]
+    cap = await cap_for_year(year)
+    members = sum(n["members"] for n in roots)
+    spent = sum(n["spent_fen"] for n in roots)
+    return {
+        "union_id": None,
+        "code": None,
+        "name": "全部",
+        "level": "all",
+        "members": members,
+        "spent_fen": spent,
+        "target_fen": None,
+        "children": roots,
+        "cap_capacity_fen": members * cap,
+        "progress": None,
+    }
+
+
 async def audit_members(root_id: int | None, year: int, min_ratio: float, limit: int, offset: int) -> tuple[list[dict], int]:
     """Members whose (spent + held) / cap >= min_ratio in the year, fullest first."""
     cap = await cap_for_year(year)

@@ -174,9 +174,9 @@ class ReportController(Controller):
     async def targets(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
         root = await budgets.scope_root(request.user, union_id)
         year = _year(year)
-        tree = await budgets.targets_report(root, year)
-        body = {"year": year, "cap_fen": await budgets.cap_for_year(year), "items": tree}
-        return respond(fmt, _flatten(tree), TARGET_COLUMNS, f"消费帮扶目标完成情况-{year}", body, "目标完成情况")
+        tree = await budgets.targets_tree(root, year)
+        body = {**tree, "year": year, "cap_fen": await budgets.cap_for_year(year)}
+        return respond(fmt, _flatten([tree]), TARGET_COLUMNS, f"消费帮扶目标完成情况-{year}", body, "目标完成情况")
 
     @get("/regions")
     async def regions(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
@@ -195,7 +195,7 @@ class ReportController(Controller):
             Column("spent_fen", "金额(元)", "fen"),
             Column("orders", "订单数", "int"),
         ]
-        return respond(fmt, rows, columns, f"帮扶地区采购统计-{year}", {"year": year, "items": items}, "按地区")
+        return respond(fmt, rows, columns, f"帮扶地区采购统计-{year}", items, "按地区")
 
     @get("/distribution")
     async def distribution(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
@@ -213,7 +213,7 @@ class ReportController(Controller):
             Column("amount_fen", "分配金额(元)", "fen"),
             Column("refunded_fen", "已退(元)", "fen"),
         ]
-        return respond(fmt, rows, columns, f"发放清单-{year}", {"year": year, "items": items}, "发放清单")
+        return respond(fmt, rows, columns, f"发放清单-{year}", items, "发放清单")
 
 
 class OrderDistributionController(Controller):

@@ -131,8 +131,12 @@ async def test_targets_report_matches_the_orders(province, admin):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["cap_fen"] == 60000
-    nodes = {n["union_id"]: n for n in walk(body["items"])}
-    assert {n["code"] for n in body["items"]} == {"GZ", "MM"}
+    # two top-level federations: one tree whose root stands for the whole shop
+    assert body["union_id"] is None and body["year"] == YEAR
+    assert {n["code"] for n in body["children"]} == {"GZ", "MM"}
+    assert body["spent_fen"] == sum(spent.values())
+    assert body["members"] == sum(len(m) for m in p["branches"].values())
+    nodes = {n["union_id"]: n for n in walk(body["children"])}
     for union_id in p["unions"].values():
         below = subtree(p, union_id)
         node = nodes[union_id]
@@ -148,14 +152,14 @@ async def test_targets_report_matches_the_orders(province, admin):
         # a parent is exactly its own plus its children's
         assert node["spent_fen"] == spent[union_id] + sum(c["spent_fen"] for c in node["children"])
     # a union inside the caller's scope, and the auditor's own scope
-    sub = (await admin.get(f"/api/reports/targets?year={YEAR}&union_id={p['unions']['GZ-TH']}")).json()["items"]
-    assert [n["code"] for n in sub] == ["GZ-TH"] and sub[0]["spent_fen"] == nodes[p["unions"]["GZ-TH"]]["spent_fen"]
-    mine = (await p["auditor_th"].get(f"/api/reports/targets?year={YEAR}")).json()["items"]
-    assert [n["code"] for n in mine] == ["GZ-TH"]
-    assert {c["code"] for c in mine[0]["children"]} == {"GZ-TH-001", "GZ-TH-002"}
+    sub = (await admin.get(f"/api/reports/targets?year={YEAR}&union_id={p['unions']['GZ-TH']}")).json()
+    assert sub["code"] == "GZ-TH" and sub["spent_fen"] == nodes[p["unions"]["GZ-TH"]]["spent_fen"]
+    mine = (await p["auditor_th"].get(f"/api/reports/targets?year={YEAR}")).json()
+    assert mine["code"] == "GZ-TH"
+    assert {c["code"] for c in mine["children"]} == {"GZ-TH-001", "GZ-TH-002"}
     # a year with nothing bought
     empty = (await admin.get("/api/reports/targets?year=2025")).json()
-    assert all(n["spent_fen"] == 0 for n in walk(empty["items"]))
+    assert all(n["spent_fen"] == 0 for n in walk([empty]))
 
 
 async def test_regions_report_matches_the_orders(province, admin):
@@ -168,16 +172,16 @@ async def test_regions_report_matches_the_orders(province, admin):
             entry[0] += net_of_line(line, refunded)
             entry[1].add(item["order"]["id"])
     body = (await admin.get(f"/api/reports/regions?year={YEAR}")).json()
-    got = {r["region"]: (r["spent_fen"], r["orders"]) for r in body["items"]}
+    got = {r["region"]: (r["spent_fen"], r["orders"]) for r in body}
     assert got == {k: (v[0], len(v[1])) for k, v in expected.items()}
-    for region in body["items"]:
+    for region in body:
         assert sum(f["spent_fen"] for f in region["by_federation"]) == region["spent_fen"]
     # an auditor of 广州 sees only 广州's purchases
     gz_branches = subtree(p, p["unions"]["GZ"])
     gz_total = sum(
         net_of_line(l, p["refunded"].get(i["order"]["id"], {})) for i in p["paid"] if i["branch"] in gz_branches for l in i["order"]["lines"]
     )
-    mine = (await p["auditor_gz"].get(f"/api/reports/regions?year={YEAR}")).json()["items"]
+    mine = (await p["auditor_gz"].get(f"/api/reports/regions?year={YEAR}")).json()
     assert sum(r["spent_fen"] for r in mine) == gz_total
     assert all(f["code"] == "GZ" for r in mine for f in r["by_federation"])
 
@@ -198,7 +202,7 @@ async def test_distribution_lists(province, admin):
     assert_problem(await p["supplier"].get(f"/api/orders/{order['id']}/distribution"), 403, "forbidden")
     # branch-year list: every paid order of every member, amounts adding up per member
     branch = item["branch"]
-    listing = (await p["buyers"][branch].get(f"/api/reports/distribution?year={YEAR}")).json()["items"]
+    listing = (await p["buyers"][branch].get(f"/api/reports/distribution?year={YEAR}")).json()
     expected: dict[int, int] = {}
     for paid in p["paid"]:
         if paid["branch"] == branch:
@@ -252,7 +256,7 @@ async def test_exports_csv_and_xlsx(province, admin):
     assert r.content.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert rows[0][:3] == ["工会", "代码", "层级"]
-    json_nodes = {n["code"]: n for n in walk((await admin.get(f"/api/reports/targets?year={YEAR}")).json()["items"])}
+    json_nodes = {n["code"]: n for n in walk([(await admin.get(f"/api/reports/targets?year={YEAR}")).json()])}
     gz_row = next(row for row in rows if row[1] == "GZ")
     assert gz_row[5] == f"{json_nodes['GZ']['spent_fen'] // 100}.{json_nodes['GZ']['spent_fen'] % 100:02d}"
     r = await admin.get(f"/api/reports/targets?year={YEAR}&format=xlsx")
@@ -277,8 +281,8 @@ async def test_report_scoping(province, admin, anon):
     assert_problem(await p["auditor_th"].get(f"/api/audit/ledger?union_id={p['unions']['GZ']}"), 403, "forbidden")
     buyer = p["buyers"][p["unions"]["GZ-TH-001"]]
     assert_problem(await buyer.get(f"/api/reports/targets?union_id={p['unions']['GZ-TH-002']}"), 403, "forbidden")
-    own = (await buyer.get("/api/reports/targets")).json()["items"]
-    assert [n["code"] for n in own] == ["GZ-TH-001"]
+    own = (await buyer.get("/api/reports/targets")).json()
+    assert own["code"] == "GZ-TH-001" and own["children"] == []
     assert_problem(await admin.get("/api/reports/targets?union_id=999999"), 404, "not_found")
     # an auditor reads and never writes
     auditor = p["auditor_gz"]
