@@ -38,44 +38,47 @@ def _year(year: int | None) -> int:
 
 async def regions_report(root_id: int | None, year: int) -> list[dict[str, Any]]:
     """Paid spending (minus refunds) by paired region, and within each by the buyer's
-    city federation (the nearest federation above the branch)."""
-    where = (OrderLine.order.year == year) & OrderLine.order.status.is_in(list(SPENT_STATES))
-    if root_id is not None:
-        where &= OrderLine.order.branch.path.like(await budgets.subtree_prefix(root_id) + "%")
-    lines = await OrderLine.select(
-        OrderLine.region_code,
-        OrderLine.order,
-        OrderLine.order.branch.path,
-        OrderLine.unit_price_fen,
-        OrderLine.quantity,
-        OrderLine.refunded_quantity,
-    ).where(where)
+    city federation (the nearest federation above the branch).
+
+    The database adds up the lines, per region and branch (an order belongs to one
+    branch, so its distinct orders add up across branches); only those sums come back."""
+    prefix = await budgets.subtree_prefix(root_id) if root_id is not None else "/"
+    states = ", ".join(f"'{state}'" for state in SPENT_STATES)
+    sums = await OrderLine.raw(
+        "SELECT l.region_code AS region, u.path AS path,"
+        " SUM(l.unit_price_fen * (l.quantity - l.refunded_quantity)) AS spent_fen,"
+        " COUNT(DISTINCT l.\"order\") AS orders"
+        " FROM shop_order_line l"
+        " JOIN shop_order o ON o.id = l.\"order\""
+        " JOIN budget_union u ON u.id = o.branch"
+        f" WHERE o.year = {{}} AND o.status IN ({states}) AND u.path LIKE {{}}"
+        " GROUP BY l.region_code, u.path",
+        year,
+        prefix + "%",
+    )
     federations = {u["id"]: u for u in await Union.select(Union.id, Union.code, Union.name).where(Union.level == "federation")}
     names = {r["code"]: r["name"] for r in await Region.select(Region.code, Region.name)}
     regions: dict[str, dict[str, Any]] = {}
-    for line in lines:
-        net = line["unit_price_fen"] * (line["quantity"] - line["refunded_quantity"])
-        path_ids = [int(p) for p in line["order.branch.path"].strip("/").split("/") if p]
-        federation_id = next((i for i in reversed(path_ids) if i in federations), None)
+    for row in sums:
+        spent, orders = int(row["spent_fen"]), int(row["orders"])
         region = regions.setdefault(
-            line["region_code"],
-            {"region": line["region_code"], "region_name": names.get(line["region_code"], ""), "spent_fen": 0, "order_ids": set(), "federations": {}},
+            row["region"],
+            {"region": row["region"], "region_name": names.get(row["region"], ""), "spent_fen": 0, "orders": 0, "by_federation": {}},
         )
-        region["spent_fen"] += net
-        region["order_ids"].add(line["order"])
+        region["spent_fen"] += spent
+        region["orders"] += orders
+        path_ids = [int(p) for p in row["path"].strip("/").split("/") if p]
+        federation_id = next((i for i in reversed(path_ids) if i in federations), None)
         if federation_id is not None:
-            fed = region["federations"].setdefault(
+            fed = region["by_federation"].setdefault(
                 federation_id,
-                {"union_id": federation_id, "code": federations[federation_id]["code"], "name": federations[federation_id]["name"], "spent_fen": 0, "order_ids": set()},
+                {"union_id": federation_id, "code": federations[federation_id]["code"], "name": federations[federation_id]["name"], "spent_fen": 0, "orders": 0},
             )
-            fed["spent_fen"] += net
-            fed["order_ids"].add(line["order"])
-    out = []
-    for region in sorted(regions.values(), key=lambda r: (-r["spent_fen"], r["region"])):
-        feds = sorted(region.pop("federations").values(), key=lambda f: (-f["spent_fen"], f["code"]))
-        region["orders"] = len(region.pop("order_ids"))
-        region["by_federation"] = [{**{k: v for k, v in f.items() if k != "order_ids"}, "orders": len(f["order_ids"])} for f in feds]
-        out.append(region)
+            fed["spent_fen"] += spent
+            fed["orders"] += orders
+    out = sorted(regions.values(), key=lambda r: (-r["spent_fen"], r["region"]))
+    for region in out:
+        region["by_federation"] = sorted(region["by_federation"].values(), key=lambda f: (-f["spent_fen"], f["code"]))
     return out
 
 
