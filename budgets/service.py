@@ -21,6 +21,8 @@ from decimal import Decimal
 from typing import Any, AsyncIterator, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
+from common.errors import DomainError
+
 from piccolo.columns.combination import WhereRaw
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.query import OrderByRaw
@@ -42,14 +44,7 @@ DEFAULT_CAP_FEN = 60_000  # 600 yuan a member a year (不超过600元/人/年)
 GENESIS_HASH = "0" * 64
 
 
-class BudgetError(Exception):
-    """A refusal with an API.md error `code` (mapped to a problem detail by the shop)."""
-
-    def __init__(self, code: str, detail: str = "", **extra: Any) -> None:
-        super().__init__(detail or code)
-        self.code = code
-        self.detail = detail
-        self.extra = extra
+BudgetError = DomainError  # bridge while the package is split
 
 
 def budget_year(at: datetime) -> int:

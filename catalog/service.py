@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from common.errors import DomainError
+
 import msgspec
 from piccolo.columns.combination import WhereRaw
 from piccolo.engine.postgres import PostgresEngine
@@ -32,14 +34,7 @@ from catalog.schemas import (
 from catalog.tables import PRODUCT_STATES, Product, Region, RegionPairing, Supplier, SupplierRegion
 
 
-class CatalogError(Exception):
-    """A refusal with an API.md error `code` (mapped to a problem detail by the shop)."""
-
-    def __init__(self, code: str, detail: str = "", **extra: Any) -> None:
-        super().__init__(detail or code)
-        self.code = code
-        self.detail = detail
-        self.extra = extra
+CatalogError = DomainError  # bridge while the package is split
 
 
 # ---------------------------------------------------------------------------

@@ -21,8 +21,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsPlugin,
 )
 
-from budgets.service import BudgetError
-from catalog.service import CatalogError
+from common.errors import DomainError, invalid  # noqa: F401  (re-exported for the shop's modules)
 
 logger = logging.getLogger("shop")
 
@@ -62,19 +61,7 @@ _STATUS_CODES = {
 }
 
 
-class ShopError(Exception):
-    """A refusal from the shop package itself (same shape as catalog's and budgets' errors)."""
-
-    def __init__(self, code: str, detail: str = "", **extra: Any) -> None:
-        super().__init__(detail or code)
-        self.code = code
-        self.detail = detail
-        self.extra = extra
-
-
-def invalid(field: str, message: str) -> ShopError:
-    """A `validation_failed` refusal naming the field at fault."""
-    return ShopError("validation_failed", f"{field}: {message}", errors=[{"field": field, "message": message}])
+ShopError = DomainError  # the shop's modules raise the one refusal type every package shares
 
 
 def problem(code: str, detail: str = "", headers: dict[str, str] | None = None, **extra: Any) -> ProblemDetailsException:
@@ -141,7 +128,7 @@ def _from_http(exc: HTTPException) -> ProblemDetailsException:
     return problem(code, detail, headers=exc.headers)
 
 
-def _from_domain(exc: ShopError | CatalogError | BudgetError) -> ProblemDetailsException:
+def _from_domain(exc: DomainError) -> ProblemDetailsException:
     return problem(exc.code, exc.detail, **exc.extra)
 
 
@@ -164,9 +151,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
     return ProblemDetailsPlugin(
         ProblemDetailsConfig(
             exception_to_problem_detail_map={
-                ShopError: _from_domain,
-                CatalogError: _from_domain,
-                BudgetError: _from_domain,
+                DomainError: _from_domain,
             }
         )
     )
