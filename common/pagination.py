@@ -25,6 +25,6 @@ async def provide_page(
     return Page(limit=limit, offset=offset)
 
 
-# register once on the app (`dependencies=PAGINATION`); a handler takes `page: Paging`
+# a controller that lists declares `dependencies = PAGINATION`; its handlers take `page: Paging`
 PAGINATION = {"page": Provide(provide_page)}
 Paging = NamedDependency[Page]

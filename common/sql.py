@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, Iterable
 
 from piccolo.engine.postgres import PostgresEngine
 
@@ -35,3 +35,8 @@ def is_unique_violation(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover
         pass
     return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+
+
+def one_of(column: str, values: Iterable[str]) -> str:
+    """A CHECK condition: the column holds one of these values (a StrEnum's members)."""
+    return f'"{column}" IN (' + ", ".join(f"'{v}'" for v in values) + ")"

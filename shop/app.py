@@ -17,7 +17,8 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.stores.memory import MemoryStore
 
 from shop import web
-from shop.auth import build_jwt_auth, require_roles
+from shop.auth.guards import require_roles
+from shop.auth.tokens import build_jwt_auth
 from shop.db import connection_pool
 from shop.errors import exception_handlers, problem_details_plugin
 from shop.settings import Settings, get_settings
@@ -38,12 +39,15 @@ ROLE_GROUPS: dict[str, tuple[str, ...]] = {
 def _route_handlers() -> list:
     from budgets import api as budgets_api
     from catalog import api as catalog_api
-    from shop import api as shop_api
-    from shop import reports
+    from shop import operations
+    from shop.auth import api as auth_api
+    from shop.orders import api as orders_api
+    from shop.payments import api as payments_api
+    from shop.reports import api as reports_api
     from shop.web import pages as web_pages
 
     handlers: list = []
-    for module in (shop_api, reports, catalog_api, budgets_api, web_pages):
+    for module in (operations, auth_api, orders_api, payments_api, reports_api, catalog_api, budgets_api, web_pages):
         for group, controllers in module.ROUTES.items():
             if group == "public":
                 handlers.extend(controllers)
@@ -115,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 
 def _start_background_tasks(settings: Settings) -> list[asyncio.Task]:
-    """Periodic work inside the server (hold expiry is added by the orders service)."""
-    from shop import background
+    """Periodic work inside every server process (`shop/jobs.py`)."""
+    from shop import jobs
 
-    return [asyncio.create_task(job(settings)) for job in background.JOBS]
+    return [asyncio.create_task(job(settings)) for job in jobs.JOBS]

@@ -48,7 +48,7 @@ async def _demo() -> list[dict[str, str]]:
 
 async def _create_user(args) -> None:
     from budgets import service as budgets
-    from shop import auth
+    from shop.auth import accounts
 
     union_id = None
     if args.union_code:
@@ -56,14 +56,14 @@ async def _create_user(args) -> None:
         if union is None:
             raise SystemExit(f"no union with code {args.union_code!r}")
         union_id = union["id"]
-    user = await auth.create_user(args.username, args.password, args.role, union_id=union_id, supplier_id=args.supplier_id)
+    user = await accounts.create_user(args.username, args.password, args.role, union_id=union_id, supplier_id=args.supplier_id)
     print(f"created {user.role} {user.username} (id {user.id})")
 
 
 async def _expire() -> int:
-    from shop import service
+    from shop.orders.cancellation import expire_due
 
-    return await service.expire_due(datetime.now(timezone.utc))
+    return await expire_due(datetime.now(timezone.utc))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,9 @@ CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 APP_CONFIG = AppConfig(
     app_name="shop",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
-    table_classes=table_finder(modules=["shop.tables"], exclude_imported=True),
+    table_classes=table_finder(
+        modules=["shop.auth.tables", "shop.orders.tables", "shop.payments.tables"], exclude_imported=True
+    ),
     migration_dependencies=["budgets.piccolo_app", "catalog.piccolo_app"],
     commands=[],
 )

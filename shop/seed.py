@@ -9,8 +9,8 @@ from typing import Any
 
 from budgets import service as budgets
 from catalog import service as catalog
-from shop import auth
-from shop.tables import User
+from shop.auth import accounts
+from shop.auth.tables import User
 
 SEEDS_DIR = Path(os.environ.get("SEEDS_DIR", Path(__file__).resolve().parent.parent / "seeds"))
 
@@ -70,6 +70,6 @@ async def demo_users() -> list[dict[str, str]]:
         if u.get("supplier"):
             supplier_id = await catalog.ensure_supplier(u["supplier"], [])
         if not await User.exists().where(User.username == u["username"]):
-            await auth.create_user(u["username"], u["password"], u["role"], union_id=union_id, supplier_id=supplier_id)
+            await accounts.create_user(u["username"], u["password"], u["role"], union_id=union_id, supplier_id=supplier_id)
         made.append({"username": u["username"], "password": u["password"], "role": u["role"], "scope": u.get("union_code") or u.get("supplier") or "全部"})
     return made

@@ -27,7 +27,7 @@ for _name in ("STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET"):
 import httpx  # noqa: E402
 from piccolo.engine.postgres import PostgresEngine  # noqa: E402
 
-from shop.tables import User  # noqa: E402
+from shop.auth.tables import User  # noqa: E402
 
 # Tests create many accounts: hash them with fewer pbkdf2 rounds (same library code).
 User._pbkdf2_iteration_count = 1_000
@@ -142,7 +142,7 @@ async def login(client, username: str, password: str) -> Api:
 
 @pytest.fixture
 async def admin(client) -> Api:
-    from shop.auth import create_user
+    from shop.auth.accounts import create_user
 
     await create_user("admin", "admin-password", "admin")
     return await login(client, "admin", "admin-password")

@@ -9,7 +9,8 @@ from datetime import datetime, timedelta, timezone
 
 from budgets.tables import MemberBudget, Union
 from catalog.tables import Product
-from shop.tables import Order, User
+from shop.auth.tables import User
+from shop.orders.tables import Order
 from tests.conftest import ROOT, login
 from tests.world import build_world
 

@@ -11,7 +11,7 @@ import pytest
 from budgets import service as budgets
 from budgets.tables import MemberBudget
 from catalog.tables import Product
-from shop.tables import Order
+from shop.orders.tables import Order
 from tests.server import running_server
 from tests.world import build_world
 

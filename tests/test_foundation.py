@@ -57,7 +57,7 @@ async def test_bad_and_missing_tokens(client, admin):
 
 
 async def test_deactivated_user_token_stops_working(client, admin):
-    from shop.tables import User
+    from shop.auth.tables import User
 
     await User.update({User.active: False}).where(User.username == "admin")
     assert_problem(await admin.get("/api/me"), 401, "unauthenticated")
@@ -66,7 +66,7 @@ async def test_deactivated_user_token_stops_working(client, admin):
 async def test_login_rate_limited_per_address_and_username(app, client, monkeypatch):
     import msgspec
 
-    from shop.auth import create_user
+    from shop.auth.accounts import create_user
 
     await create_user("admin", "admin-password", "admin")
     monkeypatch.setattr(app.state, "settings", msgspec.structs.replace(app.state.settings, login_rate_limit=3))

@@ -11,8 +11,8 @@ import pytest
 from budgets import service as budgets
 from budgets.tables import CapPolicy, LedgerEntry, Member, MemberBudget
 from catalog.tables import Product
-from shop import service as orders
-from shop.tables import Allocation, Order, OrderLine
+from shop.orders import cancellation as orders
+from shop.orders.tables import Allocation, Order, OrderLine
 from tests.conftest import assert_problem
 from tests.world import build_world
 

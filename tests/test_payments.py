@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from budgets import service as budgets
 from budgets.tables import LedgerEntry, MemberBudget
 from catalog.tables import Product
-from shop.refunds import pro_rata
-from shop.tables import Allocation, Order, OrderLine, PaymentEvent, Refund
+from shop.orders.refunds import pro_rata
+from shop.orders.tables import Allocation, Order, OrderLine, Refund
+from shop.payments.tables import PaymentEvent
 from tests.conftest import assert_problem
 from tests.server import free_port, running_server
 from tests.stripe_stub import API_KEY, WEBHOOK_SECRET, StripeStub, sign

@@ -13,7 +13,7 @@ import pytest
 from budgets import service as budgets
 from budgets.tables import LedgerEntry, Member, MemberBudget
 from catalog.tables import Product
-from shop.tables import Allocation, Order
+from shop.orders.tables import Allocation, Order
 from tests.conftest import assert_problem
 from tests.stripe_stub import API_KEY, WEBHOOK_SECRET, StripeStub
 from tests.world import build_world

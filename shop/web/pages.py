@@ -1,7 +1,8 @@
 """The web pages (zh-CN): thin controllers over the same service functions as the API.
 
 Each page parses its form or query, calls `catalog.service`, `budgets.service`,
-`shop.service` (orders), `shop.refunds` or `shop.reports`, and renders a template;
+`shop.orders` (placement, queries, cancellation, refunds), `shop.payments` or
+`shop.reports`, and renders a template;
 HTMX asks for partials (`_*.html`). Logins are a cookie (`shop_token`, the same JWT
 the API's Bearer header carries); forms carry Litestar's CSRF token. A refusal from a
 service is shown in Chinese next to the form that caused it."""
@@ -20,7 +21,6 @@ from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.params import FromPath, FromQuery
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Redirect, Template
-from litestar.security.jwt import Token
 
 from budgets import service as budgets
 from budgets.service import BudgetError
@@ -28,13 +28,17 @@ from budgets.tables import Member, Union
 from catalog import service as catalog
 from catalog.service import CatalogError
 from catalog.tables import RegionPairing
-from shop import auth, refunds, reports
-from shop import service as orders
-from shop.auth import Principal
+from shop.auth import accounts
+from shop.auth.accounts import Principal
+from shop.auth.guards import buyer_only
+from shop.auth.tokens import principal_of
 from shop.errors import CODES, ShopError
-from shop.payments import provider_for
-from shop.schemas import OrderIn, RefundIn
-from shop.tables import Order
+from shop.orders import cancellation, queries, refunds
+from shop.orders.placement import checkout, split_evenly
+from shop.orders.schemas import OrderIn, RefundIn
+from shop.orders.states import OrderStatus
+from shop.payments import provider_for, transfer
+from shop.reports import api as reports
 from shop.web import ui
 
 logger = logging.getLogger("shop.web")
@@ -92,10 +96,8 @@ async def optional_user(request: Request) -> Principal | None:
     raw = request.cookies.get("shop_token", "").split(" ")[-1]
     if not raw:
         return None
-    jwt_auth = request.app.state.jwt_auth
     try:
-        token = Token.decode(raw, jwt_auth.token_secret, jwt_auth.algorithm)
-        return await auth.load_principal(int(token.sub))
+        return await principal_of(raw, request.app.state.jwt_auth)
     except (NotAuthorizedException, ValueError):
         return None
 
@@ -288,7 +290,7 @@ class LoginPages(Page):
         if len(username) > 100 or len(password) > 128:
             return render(request, "login.html", status_code=401, username="", next=target or "", error="用户名或密码错误。")
         try:
-            principal = await auth.login_attempt(request, username, password)
+            principal = await accounts.login_attempt(request, username, password)
         except ProblemDetailsException as exc:
             code = (exc.extra or {}).get("code") if isinstance(exc.extra, dict) else None
             message = "登录尝试次数过多，请一分钟后再试。" if code == "rate_limited" else "用户名或密码错误。"
@@ -456,7 +458,7 @@ def split_preview(total_fen: int, selected: list[int], budget: dict[str, Any]) -
     chosen = [m for m in selected if m in by_id]
     rows = []
     if chosen and total_fen:
-        for member_id, share in orders.split_evenly(total_fen, chosen):
+        for member_id, share in split_evenly(total_fen, chosen):
             member = by_id[member_id]
             rows.append(
                 {
@@ -589,19 +591,14 @@ class ShopPages(Page):
             )
         except msgspec.ValidationError as exc:
             return await again(400, ui.problem("订单内容有误", str(exc)))
-        settings = request.app.state.settings
-        provider = provider_for(settings)
-        now = _now(request)
         try:
-            order_id, created = await orders.place_order(
-                branch_id=request.user.union_id, user_id=request.user.id, body=body, key=key, now=now, provider=provider
+            order, _ = await checkout(
+                request.user, body, key=key, now=_now(request), provider=provider_for(request.app.state.settings)
             )
-            if created:
-                await orders.start_payment(order_id, provider, now)
         except DomainError as exc:
             explained = ui.explain(exc)
             return await again(_status_of(exc), explained)
-        return Redirect(path=f"/orders/{order_id}?ok=placed", status_code=303, cookies=[basket_cookie({})])
+        return Redirect(path=f"/orders/{order.id}?ok=placed", status_code=303, cookies=[basket_cookie({})])
 
 
 def _enrich(error: dict[str, Any], context: dict[str, Any]) -> None:
@@ -638,7 +635,7 @@ class OrderPages(Page):
     async def orders(self, request: Request, status: FromQuery[str | None] = None, page: FromQuery[str | None] = None) -> Template:
         status = status if status in ui.ORDER_STATES else None
         number = _page(page)
-        items, total = await orders.list_orders(request.user, status=status, year=None, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+        items, total = await queries.list_orders(request.user, status=status, year=None, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
         return render(
             request,
             "orders.html",
@@ -650,7 +647,7 @@ class OrderPages(Page):
         )
 
     async def _detail(self, request: Request, order_id: int, status_code: int = 200, error: Any = None) -> Template:
-        order = await orders.get_order(order_id, request.user)
+        order = await queries.get_order(order_id, request.user)
         distribution = await reports.order_distribution(order_id)
         refund_rows = await refunds.list_refunds(order_id) if request.user.role in ("admin", "auditor", "buyer") else []
         branch = await budgets.get_union(order.branch_id)
@@ -669,10 +666,10 @@ class OrderPages(Page):
     async def order(self, request: Request, order_id: FromPath[int]) -> Template:
         return await self._detail(request, order_id)
 
-    @post("/orders/{order_id:int}/cancel", status_code=200, guards=[auth.buyer_only])
+    @post("/orders/{order_id:int}/cancel", status_code=200, guards=[buyer_only])
     async def cancel(self, request: Request, order_id: FromPath[int]) -> Response:
         try:
-            await orders.cancel_order(order_id, request.user.union_id, _now(request))
+            await cancellation.cancel_order(order_id, request.user, _now(request))
         except ShopError as exc:
             if exc.code in ("not_found", "forbidden"):
                 raise
@@ -879,18 +876,18 @@ class SupplierPages(Page):
     async def orders(self, request: Request, status: FromQuery[str | None] = None, page: FromQuery[str | None] = None) -> Template:
         status = status if status in ui.ORDER_STATES else None
         number = _page(page)
-        items, total = await orders.list_orders(request.user, status=status, year=None, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+        items, total = await queries.list_orders(request.user, status=status, year=None, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
         return render(request, "supplier_orders.html", orders=items, pager=pager(total, number), status=status, states=ui.ORDER_STATES)
 
 
 # --- admin -------------------------------------------------------------------------------------------------
 
 
-async def _pending_transfers(limit: int = 200) -> tuple[list[Any], int]:
+async def _pending_transfers(admin: Principal, limit: int = 200) -> tuple[list[Any], int]:
     """Orders waiting for a bank transfer to arrive, oldest first (the page's own list)."""
-    where = (Order.status == orders.OPEN) & (Order.provider == "transfer")
-    ids = [r["id"] for r in await Order.select(Order.id).where(where).order_by(Order.id).limit(limit)]
-    return await orders.orders_out(ids), await Order.count().where(where)
+    return await queries.list_orders(
+        admin, status=OrderStatus.pending_payment, year=None, provider="transfer", limit=limit, offset=0, oldest_first=True
+    )
 
 
 def _flatten(nodes: list[dict], depth: int = 0) -> list[dict]:
@@ -937,8 +934,8 @@ class AdminPages(Page):
 
     @get("/admin/orders")
     async def admin_orders(self, request: Request) -> Template:
-        pending, pending_total = await _pending_transfers()
-        late, late_total = await orders.list_needs_refund(limit=200, offset=0)
+        pending, pending_total = await _pending_transfers(request.user)
+        late, late_total = await queries.list_needs_refund(limit=200, offset=0)
         branches = await _union_names({o.branch_id for o in pending + late})
         return render(
             request, "admin_orders.html", pending=pending, pending_total=pending_total, late=late, late_total=late_total, branches=branches
@@ -953,10 +950,10 @@ class AdminPages(Page):
             error = ui.problem("请填写银行流水上的转账附言")
         else:
             try:
-                await orders.confirm_transfer(order_id, reference, _now(request))
+                await transfer.confirm_transfer(order_id, reference, actor_id=request.user.id, now=_now(request))
             except ShopError as exc:
                 error = ui.explain(exc)
-        order = await orders.get_order(order_id, request.user)
+        order = await queries.get_order(order_id, request.user)
         if is_htmx(request):
             return render(request, "_confirm_result.html", order=order, error=error, reference=reference)
         if error:
@@ -971,7 +968,7 @@ class AdminPages(Page):
             await refunds.refund_order(order_id, RefundIn(), user_id=request.user.id, now=_now(request), settings=request.app.state.settings)
         except ShopError as exc:
             error = ui.explain(exc)
-        order = await orders.get_order(order_id, request.user)
+        order = await queries.get_order(order_id, request.user)
         if is_htmx(request):
             return render(request, "_refund_result.html", order=order, error=error)
         if error:

@@ -43,7 +43,7 @@ async def setup(members: int) -> dict:
     import piccolo_conf
     from catalog import service as catalog
     from catalog.tables import Product
-    from shop import auth
+    from shop.auth import accounts as auth
     from shop.db import connection_pool, migrate
     from tests.world import add_members, add_union
 

@@ -351,7 +351,7 @@ async def main() -> None:
     await recreate_database()
     import piccolo_conf
     from budgets import service as budgets
-    from shop import auth
+    from shop.auth import accounts as auth
     from shop.db import connection_pool, migrate
     from tests.perf.province import Province
 

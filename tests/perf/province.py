@@ -8,7 +8,7 @@ the year, a few paired regions, suppliers and listed products.
 
 The purchases are a simulation of the order flow in time order (Asia/Shanghai, through the
 budget year): a branch buyer orders a product for 1 to 100 of its members (split evenly,
-`shop.service.split_evenly`); members who would go over the 60000-fen cap are left out (the
+`shop.orders.placement.split_evenly`); members who would go over the 60000-fen cap are left out (the
 real shop answers `cap_exceeded` and the buyer retries without them); the hold is placed;
 later the order is paid (capture), cancelled or expired (release), and some paid orders are
 refunded in part or whole (`shop.refunds.pro_rata` over the allocations). Every budget change
@@ -82,7 +82,7 @@ def _dt(us: int) -> datetime:
 
 
 def split_evenly(total_fen: int, member_ids: list[int]) -> list[tuple[int, int]]:
-    """As shop.service.split_evenly (kept here so the generator needs no app import)."""
+    """As shop.orders.placement.split_evenly (kept here so the generator needs no app import)."""
     share, remainder = divmod(total_fen, len(member_ids))
     return [(m, share + (1 if i < remainder else 0)) for i, m in enumerate(member_ids)]
 

@@ -40,16 +40,18 @@ import logging
 from datetime import datetime, timezone
 
 from budgets import service as budgets
-from shop import service
-from shop.errors import ShopError, invalid
-from shop.payments import PaymentProviderError, provider_named
-from shop.schemas import RefundIn, RefundLineOut, RefundOut, RefundShareOut
+from common.errors import DomainError, invalid
+from shop.orders import lifecycle
+from shop.orders.schemas import RefundIn, RefundLineOut, RefundOut, RefundShareOut
+from shop.orders.states import OrderAction, OrderStatus, RefundKind, RefundStatus
+from shop.orders.tables import Allocation, Order, OrderLine, Refund
+from shop.payments import provider_named
+from shop.payments.provider import PaymentProviderError
 from shop.settings import Settings
-from shop.tables import Allocation, Order, OrderLine, Refund
 
 logger = logging.getLogger("shop.refunds")
 
-LATE = ("expired", "cancelled")
+LATE = (OrderStatus.expired, OrderStatus.cancelled)
 
 
 def pro_rata(amount: int, remaining: list[int]) -> list[int]:
@@ -94,7 +96,7 @@ def _wanted(body: RefundIn, lines: list[dict]) -> list[tuple[int, int]]:
         if item.quantity > left:
             over.append({"line_id": item.line_id, "requested": item.quantity, "refundable": left})
     if over:
-        raise ShopError("invalid_state", "more than is left on the line(s) would be refunded", lines=over)
+        raise DomainError("invalid_state", "more than is left on the line(s) would be refunded", lines=over)
     # in line order, so that the same request always reads the same
     return sorted((item.line_id, item.quantity) for item in body.lines)
 
@@ -102,10 +104,10 @@ def _wanted(body: RefundIn, lines: list[dict]) -> list[tuple[int, int]]:
 async def _reserve(order_id: int, body: RefundIn, user_id: int | None, now: datetime) -> dict:
     """Step 1: the pending Refund row (a new one, or the pending one this request repeats)."""
     async with Order._meta.db.transaction():
-        order = await service._lock_order(order_id)
+        order = await lifecycle.lock(order_id)
         if order is None:
-            raise ShopError("not_found", f"order {order_id} does not exist")
-        pending = await Refund.select().where((Refund.order == order_id) & (Refund.status == "pending")).first()
+            raise DomainError("not_found", f"order {order_id} does not exist")
+        pending = await Refund.select().where((Refund.order == order_id) & (Refund.status == RefundStatus.pending)).first()
         late = order["needs_refund"] and order["status"] in LATE
         if late:
             if body.lines is not None:
@@ -113,8 +115,8 @@ async def _reserve(order_id: int, body: RefundIn, user_id: int | None, now: date
             wanted: list[tuple[int, int]] = []
             amount = order["total_fen"]
         else:
-            if order["status"] not in service.TRANSITIONS["refund"]:
-                raise ShopError("invalid_state", f"an order that is {order['status']} cannot be refunded", order_status=order["status"])
+            if order["status"] in LATE or not lifecycle.allows(order["status"], OrderAction.refunded):
+                raise lifecycle.refused(order, OrderAction.refunded)
             lines = await OrderLine.select().where(OrderLine.order == order_id).order_by(OrderLine.id)
             wanted = _wanted(body, lines)
             price = {l["id"]: l["unit_price_fen"] for l in lines}
@@ -123,7 +125,7 @@ async def _reserve(order_id: int, body: RefundIn, user_id: int | None, now: date
             if json.loads(pending["detail"] or "{}").get("lines", []) == [list(w) for w in wanted]:
                 logger.info("refund %s of order %s is pending: resuming it", pending["seq"], order_id)
                 return pending
-            raise ShopError(
+            raise DomainError(
                 "invalid_state",
                 f"refund #{pending['seq']} of {pending['amount_fen']} fen is still pending with the payment provider; "
                 "repeat that request to complete it first",
@@ -131,15 +133,15 @@ async def _reserve(order_id: int, body: RefundIn, user_id: int | None, now: date
                 refund_status="pending",
             )
         if amount <= 0:
-            raise ShopError("invalid_state", "nothing is left to refund on this order", order_status=order["status"])
+            raise DomainError("invalid_state", "nothing is left to refund on this order", order_status=order["status"])
         last = await Refund.select(Refund.seq).where(Refund.order == order_id).order_by(Refund.seq, ascending=False).first()
         rows = await Refund.insert(
             Refund(
                 order=order_id,
                 seq=(last["seq"] if last else 0) + 1,
-                kind="late_payment" if late else "lines",
+                kind=RefundKind.late_payment if late else RefundKind.lines,
                 amount_fen=amount,
-                status="pending",
+                status=RefundStatus.pending,
                 provider=order["provider"],
                 detail=json.dumps({"lines": [list(w) for w in wanted]}),
                 created_by=user_id,
@@ -151,22 +153,26 @@ async def _reserve(order_id: int, body: RefundIn, user_id: int | None, now: date
 
 async def _fail(refund_id: int, error: str, now: datetime) -> None:
     await Refund.update(
-        {Refund.status: "failed", Refund.error: error[:2000], Refund.settled_at: now}
-    ).where((Refund.id == refund_id) & (Refund.status == "pending"))
+        {Refund.status: RefundStatus.failed, Refund.error: error[:2000], Refund.settled_at: now}
+    ).where((Refund.id == refund_id) & (Refund.status == RefundStatus.pending))
 
 
-async def _apply(refund_id: int, status: str, reference: str, now: datetime) -> None:
+async def _apply(refund_id: int, status: str, reference: str, now: datetime, actor_id: int | None) -> None:
     """Step 3: the provider gave the money back (or it is owed): move our books."""
     first = await Refund.select(Refund.order).where(Refund.id == refund_id).first()
     async with Order._meta.db.transaction():
-        order = await service._lock_order(first["order"])
+        order = await lifecycle.lock(first["order"])
         refund = await Refund.select().where(Refund.id == refund_id).first()
-        if refund["status"] != "pending":
+        if refund["status"] != RefundStatus.pending:
             return  # a repeated request completed it meanwhile
         detail = json.loads(refund["detail"] or "{}")
         done = {Refund.status: status, Refund.provider_reference: reference, Refund.settled_at: now, Refund.error: ""}
-        if refund["kind"] == "late_payment":
-            await Order.update({Order.needs_refund: False}).where(Order.id == order["id"])
+        said = f"refund #{refund['seq']}: {refund['amount_fen']} fen ({status})"
+        if refund["kind"] == RefundKind.late_payment:
+            await lifecycle.transition(
+                order["id"], OrderAction.refunded, at=now, actor_id=actor_id, detail=said,
+                values={Order.needs_refund: False}, locked=order,
+            )
             await Refund.update(done).where(Refund.id == refund_id)
             return
         lines = {l["id"]: l for l in await OrderLine.select().where(OrderLine.order == order["id"])}
@@ -183,12 +189,16 @@ async def _apply(refund_id: int, status: str, reference: str, now: datetime) -> 
                 await Allocation.update({Allocation.refunded_fen: Allocation.refunded_fen + s}).where(Allocation.id == a["id"])
         await budgets.refund(shares, year=order["year"], order_id=order["id"], at=now)
         left = await OrderLine.count().where((OrderLine.order == order["id"]) & (OrderLine.refunded_quantity < OrderLine.quantity))
-        await Order.update(
-            {
-                Order.refunded_fen: Order.refunded_fen + refund["amount_fen"],
-                Order.status: "partially_refunded" if left else "refunded",
-            }
-        ).where(Order.id == order["id"])
+        await lifecycle.transition(
+            order["id"],
+            OrderAction.refunded,
+            at=now,
+            actor_id=actor_id,
+            detail=said,
+            to=OrderStatus.partially_refunded if left else OrderStatus.refunded,
+            values={Order.refunded_fen: Order.refunded_fen + refund["amount_fen"]},
+            locked=order,
+        )
         detail["shares"] = [list(s) for s in shares]
         await Refund.update({**done, Refund.detail: json.dumps(detail)}).where(Refund.id == refund_id)
     logger.info("refund %s of order %s: %s fen back to %d member(s), %s", refund["seq"], order["id"], refund["amount_fen"], len(shares), status)
@@ -202,15 +212,15 @@ async def refund_order(order_id: int, body: RefundIn, *, user_id: int | None, no
     key = refund_key(order_id, refund["seq"])
     try:
         result = await provider.refund(order, refund["amount_fen"], key)
-    except Exception as exc:
-        definite = isinstance(exc, PaymentProviderError) and exc.definite
+    except PaymentProviderError as exc:
+        definite = exc.definite
         if definite:
             logger.warning("refund %s of order %s refused by %s: %s", refund["seq"], order_id, provider.name, exc)
             await _fail(refund["id"], str(exc), now)
         else:
             logger.error("refund %s of order %s: outcome at %s unknown, left pending: %r", refund["seq"], order_id, provider.name, exc)
             await Refund.update({Refund.error: str(exc)[:2000]}).where(Refund.id == refund["id"])
-        raise ShopError(
+        raise DomainError(
             "payment_unavailable",
             "the payment provider refused the refund; nothing was refunded"
             if definite
@@ -218,7 +228,7 @@ async def refund_order(order_id: int, body: RefundIn, *, user_id: int | None, no
             refund_id=refund["id"],
             refund_status="failed" if definite else "pending",
         ) from exc
-    await _apply(refund["id"], result.status, result.reference, now)
+    await _apply(refund["id"], result.status, result.reference, now, user_id)
     return await Refund.select().where(Refund.id == refund["id"]).first()
 
 
@@ -247,5 +257,5 @@ def refund_out(row: dict) -> RefundOut:
 
 async def list_refunds(order_id: int) -> list[RefundOut]:
     if not await Order.exists().where(Order.id == order_id):
-        raise ShopError("not_found", f"order {order_id} does not exist")
+        raise DomainError("not_found", f"order {order_id} does not exist")
     return [refund_out(r) for r in await Refund.select().where(Refund.order == order_id).order_by(Refund.seq)]

@@ -1,21 +1,18 @@
-"""Accounts, tokens and guards: who the caller is and what their role lets them touch."""
+"""Accounts: the principal every guard and domain function sees, creating users and
+checking passwords (Piccolo's BaseUser hashing, off the event loop)."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-from datetime import timedelta
 from typing import Any
 
 import msgspec
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
-from litestar.security.jwt import JWTCookieAuth, Token
 
-from shop.db import is_unique_violation
+from common.sql import is_unique_violation
+from shop.auth.ratelimit import count_login_attempt
+from shop.auth.tables import Role, User
 from shop.errors import ShopError, problem
-from shop.settings import Settings
-from shop.tables import ROLES, User
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
@@ -46,26 +43,6 @@ async def load_principal(user_id: int) -> Principal | None:
     return _principal(row) if row else None
 
 
-async def _retrieve_user(token: Token, connection: ASGIConnection) -> Principal | None:
-    try:
-        return await load_principal(int(token.sub))
-    except ValueError:
-        return None
-
-
-def build_jwt_auth(settings: Settings) -> JWTCookieAuth[Principal]:
-    return JWTCookieAuth[Principal](
-        retrieve_user_handler=_retrieve_user,
-        token_secret=settings.secret_key,
-        default_token_expiration=timedelta(hours=settings.token_ttl_hours),
-        exclude_opt_key="exclude_from_auth",
-        exclude=["^/health", "^/ready", "^/metrics", "^/schema", "^/static"],
-        key="shop_token",
-        samesite="strict",
-        secure=settings.public_url.startswith("https"),
-    )
-
-
 async def verify_password(username: str, password: str) -> int | None:
     """BaseUser's own hashing (pbkdf2-sha256), with the CPU-heavy part off the event loop."""
     if len(username) > (User.username.length or 100) or len(password) > User._max_password_length:
@@ -85,15 +62,7 @@ async def login_attempt(request: Any, username: str, password: str) -> Principal
     """Check a login (API and login page alike): at most `LOGIN_RATE_LIMIT` attempts a
     minute per client address and username (`rate_limited`), then the password
     (`unauthenticated`). Returns the account's principal."""
-    settings: Settings = request.app.state.settings
-    store = request.app.stores.get("login_attempts")
-    client = request.client.host if request.client else "unknown"
-    key = f"{client}|{username}"
-    attempts = int(await store.get(key) or 0) + 1
-    if attempts > settings.login_rate_limit:
-        raise problem("rate_limited", "too many login attempts; wait a minute", headers={"Retry-After": "60"})
-    ttl = await store.expires_in(key)
-    await store.set(key, str(attempts), expires_in=ttl if ttl and ttl > 0 else 60)
+    await count_login_attempt(request, username)
     user_id = await verify_password(username, password)
     principal = await load_principal(user_id) if user_id else None
     if principal is None:
@@ -112,7 +81,7 @@ async def create_user(
     """Create an account; the role decides which scope it needs.
 
     BaseUser's email is unique and required: without one, a reserved placeholder is kept."""
-    if role not in ROLES:
+    if role not in Role.__members__:
         raise ShopError("validation_failed", f"unknown role {role!r}", errors=[{"field": "role", "message": "unknown role"}])
     if role in ("buyer", "auditor") and union_id is None:
         raise ShopError("validation_failed", f"a {role} needs a union_id", errors=[{"field": "union_id", "message": "required for this role"}])
@@ -145,24 +114,3 @@ async def create_user(
             raise ShopError("conflict", f"username {username!r} or its email is taken") from exc
         raise
     return Principal(id=user.id, username=username, role=role, union_id=union_id, supplier_id=supplier_id)
-
-
-def require_roles(*roles: str):
-    """A guard: the caller must hold one of `roles`."""
-
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        user = connection.user if "user" in connection.scope else None
-        if not isinstance(user, Principal):
-            raise problem("unauthenticated", "log in first")
-        if user.role not in roles:
-            raise problem("forbidden", f"this needs the role {' or '.join(roles)}")
-
-    guard.__name__ = f"require_{'_or_'.join(roles)}"
-    return guard
-
-
-admin_only = require_roles("admin")
-buyer_only = require_roles("buyer")
-supplier_only = require_roles("supplier")
-auditor_or_admin = require_roles("admin", "auditor")
-any_role = require_roles(*ROLES)

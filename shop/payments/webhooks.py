@@ -1,7 +1,7 @@
 """Stripe webhook events -> order transitions.
 
 Events arrive at least once and in any order. Each event is handled in one transaction:
-the order row is locked first (the lock order of shop/service.py: order, products,
+the order row is locked first (`shop/orders/lifecycle.py`'s lock order: order, products,
 budgets), then the event id is inserted into `PaymentEvent` with ON CONFLICT DO NOTHING —
 the unique constraint, not a lookup, decides that an event is new — and only a new
 event may change anything. A transition that does not fit the order's state is a no-op
@@ -24,9 +24,12 @@ from typing import Annotated, Any
 import msgspec
 import stripe
 
-from shop import service
-from shop.errors import ShopError
-from shop.tables import Order, PaymentEvent
+from common.errors import DomainError
+from shop.orders import cancellation, lifecycle
+from shop.orders.states import OrderAction, OrderStatus
+from shop.orders.tables import Order
+from shop.payments.settle import pay, record_late_payment
+from shop.payments.tables import PaymentEvent
 
 logger = logging.getLogger("shop.payments")
 
@@ -78,14 +81,14 @@ def verify(payload: bytes, signature: str | None, secret: str) -> StripeEvent:
     is not a Stripe event."""
     if not secret:
         logger.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set; refusing it")
-        raise ShopError("bad_signature", "webhook signatures cannot be verified: no webhook secret is configured")
+        raise DomainError("bad_signature", "webhook signatures cannot be verified: no webhook secret is configured")
     try:
         stripe.Webhook.construct_event(payload, signature, secret, tolerance=TOLERANCE_SECONDS)
     except stripe.SignatureVerificationError as exc:
         logger.warning("Stripe webhook refused: %s", exc.user_message or exc)
-        raise ShopError("bad_signature", "the Stripe-Signature header does not verify") from exc
+        raise DomainError("bad_signature", "the Stripe-Signature header does not verify") from exc
     except UnicodeDecodeError as exc:  # not even text: cannot have been signed by Stripe
-        raise ShopError("bad_signature", "the body is not UTF-8 text") from exc
+        raise DomainError("bad_signature", "the body is not UTF-8 text") from exc
     except Exception as exc:  # the signature verified, but the body is not JSON / not an event
         raise _malformed(str(exc) or type(exc).__name__) from exc
     try:
@@ -94,8 +97,8 @@ def verify(payload: bytes, signature: str | None, secret: str) -> StripeEvent:
         raise _malformed(str(exc)) from exc
 
 
-def _malformed(message: str) -> ShopError:
-    return ShopError(
+def _malformed(message: str) -> DomainError:
+    return DomainError(
         "validation_failed", f"the webhook body is not a Stripe event: {message}", errors=[{"field": "body", "message": message}]
     )
 
@@ -110,7 +113,7 @@ async def handle(event: StripeEvent, now: datetime) -> str:
             raise _malformed(f"data.object: {exc}") from exc
     order_id = session.order_id() if session else None
     async with Order._meta.db.transaction():
-        order = await service._lock_order(order_id) if order_id else None
+        order = await lifecycle.lock(order_id) if order_id else None
         recorded = (
             await PaymentEvent.insert(
                 PaymentEvent(event_id=event.id, type=event.type, order_id=order_id, received_at=now)
@@ -142,20 +145,16 @@ async def _transition(event: StripeEvent, session: CheckoutSession | None, order
     if event.type in PAID:
         if event.type == "checkout.session.completed" and session.payment_status != "paid":
             return "awaiting_payment"  # an asynchronous method: async_payment_succeeded/failed follows
-        if status == service.OPEN:
-            await service.pay_locked(order, now, session.payment_intent_id())
+        if lifecycle.allows(status, OrderAction.paid):
+            await pay(order, OrderAction.paid, now, detail=session.id, payment_intent=session.payment_intent_id())
             return "paid"
-        if status in ("expired", "cancelled"):
-            # Money arrived for an order that no longer holds stock or quota: nothing is
-            # captured (the quota may be in use elsewhere); an admin refunds it.
-            await Order.update(
-                {Order.needs_refund: True, Order.payment_intent: session.payment_intent_id() or order["payment_intent"]}
-            ).where(Order.id == order["id"])
-            logger.error("order %s was paid after it was %s: marked needs_refund", order["id"], status)
+        if lifecycle.allows(status, OrderAction.late_payment):
+            # Money arrived for an order that no longer holds stock or quota: an admin refunds it.
+            await record_late_payment(order, now, payment_intent=session.payment_intent_id(), detail=session.id)
             return "late_payment"
         return f"ignored: order is {status}"
     # FAILED: the Checkout Session can no longer be paid
-    if status == service.OPEN:
-        await service.close_order(order["id"], "expired", now, reason=event.type)
+    if status == OrderStatus.pending_payment:
+        await cancellation.close(order["id"], OrderAction.expired, now, reason=event.type)
         return "expired"
     return f"ignored: order is {status}"

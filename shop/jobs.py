@@ -14,12 +14,12 @@ logger = logging.getLogger("shop.background")
 
 async def expire_holds(settings: Settings) -> None:
     """Every `expiry_interval_seconds`: pending orders past their hold become expired."""
-    from shop import service
+    from shop.orders.cancellation import expire_due
 
     while True:
         await asyncio.sleep(settings.expiry_interval_seconds)
         try:
-            count = await service.expire_due(datetime.now(timezone.utc))
+            count = await expire_due(datetime.now(timezone.utc))
             if count:
                 logger.info("expired %d order(s) whose hold ran out", count)
         except Exception:  # keep the loop alive; the next round tries again

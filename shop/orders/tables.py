@@ -1,6 +1,5 @@
-"""Shop tables: accounts, orders with their lines and member allocations, payments."""
+"""Orders with their lines, member allocations, refunds and events."""
 
-from piccolo.apps.user.tables import BaseUser
 from piccolo.columns import (
     BigInt,
     Boolean,
@@ -15,39 +14,20 @@ from piccolo.constraints import Check, Unique
 from piccolo.columns.base import OnDelete
 from piccolo.table import Table
 
-
-def _sql_in(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
-
 from budgets.tables import Member, Union
 from catalog.tables import Product, Supplier
-
-ROLES = ("admin", "buyer", "supplier", "auditor")
-ORDER_STATES = (
-    "pending_payment",
-    "paid",
-    "cancelled",
-    "expired",
-    "partially_refunded",
-    "refunded",
-)
-
-
-class User(BaseUser, tablename="shop_user"):
-    """An account: Piccolo's BaseUser (hashing, login) plus a role and its scope."""
-
-    role = Varchar(length=16, default="buyer")
-    union = ForeignKey(Union, null=True, default=None, on_delete=OnDelete.restrict)
-    supplier = ForeignKey(Supplier, null=True, default=None, on_delete=OnDelete.restrict)
-
-    user_role_known = Check('"role" IN ' + _sql_in(ROLES))
+from common.sql import one_of
+from shop.auth.tables import User
+from shop.orders.states import OrderAction, OrderStatus, RefundKind, RefundStatus
 
 
 class Order(Table, tablename="shop_order"):
+    """An order of one branch; its `status` is written only by `shop/orders/lifecycle.py`."""
+
     branch = ForeignKey(Union, null=False, index=True, on_delete=OnDelete.restrict)
     created_by = ForeignKey(User, null=True, default=None, on_delete=OnDelete.restrict)
     year = Integer(index=True)
-    status = Varchar(length=24, default="pending_payment", index=True)
+    status = Varchar(length=24, default=OrderStatus.pending_payment.value, index=True)
     total_fen = BigInt()
     refunded_fen = BigInt(default=0)
     idempotency_key = Varchar(length=64)
@@ -65,7 +45,7 @@ class Order(Table, tablename="shop_order"):
     needs_refund = Boolean(default=False)
 
     order_idempotency_unique = Unique([branch, idempotency_key])
-    order_status_known = Check('"status" IN ' + _sql_in(ORDER_STATES))
+    order_status_known = Check(one_of("status", OrderStatus))
     order_total_positive = Check(total_fen > 0)
     order_refunded_range = Check((refunded_fen >= 0) & (refunded_fen <= total_fen))
 
@@ -98,12 +78,9 @@ class Allocation(Table, tablename="shop_allocation"):
     allocation_refunded_range = Check((refunded_fen >= 0) & (refunded_fen <= amount_fen))
 
 
-REFUND_STATES = ("pending", "succeeded", "owed", "failed")
-REFUND_KINDS = ("lines", "late_payment")
-
 
 class Refund(Table, tablename="shop_refund"):
-    """One refund of an order (see shop/refunds.py for its life): `pending` while the
+    """One refund of an order (see shop/orders/refunds.py for its life): `pending` while the
     provider is asked, then `succeeded` (Stripe gave the money back) or `owed` (bank
     transfer: to be paid back by the shop), or `failed` (the provider refused; nothing
     was applied). `seq` numbers an order's refunds and names the provider's idempotency key."""
@@ -115,7 +92,7 @@ class Refund(Table, tablename="shop_refund"):
     created_by = ForeignKey(User, null=True, default=None, on_delete=OnDelete.restrict)
     created_at = Timestamptz(default=TimestamptzNow())
     seq = Integer(default=0)
-    kind = Varchar(length=16, default="lines")
+    kind = Varchar(length=16, default=RefundKind.lines.value)
     # JSON: {"lines": [[line_id, quantity], ...], "shares": [[member_id, fen], ...]}
     detail = Text(default="")
     provider = Varchar(length=16, default="")
@@ -124,15 +101,19 @@ class Refund(Table, tablename="shop_refund"):
 
     refund_amount_positive = Check(amount_fen > 0)
     refund_order_seq_unique = Unique([order, seq])
-    refund_status_known = Check('"status" IN ' + _sql_in(REFUND_STATES))
-    refund_kind_known = Check('"kind" IN ' + _sql_in(REFUND_KINDS))
+    refund_status_known = Check(one_of("status", RefundStatus))
+    refund_kind_known = Check(one_of("kind", RefundKind))
 
 
-class PaymentEvent(Table, tablename="shop_payment_event"):
-    """Each provider event id is handled once: the unique constraint decides, not a lookup."""
+class OrderEvent(Table, tablename="shop_order_event"):
+    """One thing that happened to an order, written with the change it records (in the
+    same transaction, by `lifecycle.py`); never updated or deleted. `actor` is null for the
+    shop's own jobs and for payment webhooks."""
 
-    event_id = Varchar(length=255, unique=True)
-    type = Varchar(length=64)
-    order_id = Integer(null=True, default=None)
-    outcome = Varchar(length=64, default="")
-    received_at = Timestamptz(default=TimestamptzNow())
+    order = ForeignKey(Order, null=False, index=True, on_delete=OnDelete.restrict)
+    at = Timestamptz()
+    actor = ForeignKey(User, null=True, default=None, on_delete=OnDelete.restrict)
+    action = Varchar(length=32)
+    detail = Text(default="")
+
+    order_event_action_known = Check(one_of("action", OrderAction))

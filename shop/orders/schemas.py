@@ -1,49 +1,13 @@
-"""msgspec structs for the shop's own bodies (auth, users; orders and payments)."""
+"""msgspec structs for orders, their events and refunds."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
-Username = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")]
-Password = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-Id = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
-Role = Literal["admin", "buyer", "supplier", "auditor"]
-
-
-class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Every request body: unknown fields are refused."""
-
-
-class LoginIn(Body):
-    username: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    password: Password
-
-
-class UserOut(msgspec.Struct, kw_only=True):
-    id: int
-    username: str
-    role: str
-    union_id: int | None
-    supplier_id: int | None
-
-
-class LoginOut(msgspec.Struct, kw_only=True):
-    token: str
-    user: UserOut
-
-
-class UserIn(Body):
-    username: Username
-    password: Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
-    role: Role
-    union_id: Id | None = None
-    supplier_id: Id | None = None
-    email: Annotated[str, msgspec.Meta(max_length=255, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
-
-
-# --- orders -----------------------------------------------------------------------
+from common.schemas import Body, Id
+from shop.orders.states import OrderAction, OrderStatus
 
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
 AmountFen = Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
@@ -99,7 +63,7 @@ class PaymentOut(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class OrderOut(msgspec.Struct, kw_only=True):
     id: int
-    status: str
+    status: OrderStatus
     branch_id: int
     year: int
     total_fen: int
@@ -116,7 +80,7 @@ class OrderList(msgspec.Struct, kw_only=True):
     total: int
 
 
-# --- payments and refunds ------------------------------------------------------------
+# --- refunds and events ------------------------------------------------------------
 
 
 class RefundLineIn(Body):
@@ -128,10 +92,6 @@ class RefundIn(Body):
     """`{}` refunds everything left on the order; otherwise these quantities of these lines."""
 
     lines: Annotated[list[RefundLineIn], msgspec.Meta(min_length=1, max_length=100)] | None = None
-
-
-class ConfirmTransferIn(Body):
-    reference: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class RefundLineOut(msgspec.Struct, kw_only=True):
@@ -165,6 +125,14 @@ class RefundList(msgspec.Struct, kw_only=True):
     total: int
 
 
-class WebhookOut(msgspec.Struct, kw_only=True):
-    received: bool
-    outcome: str
+class ActorOut(msgspec.Struct, kw_only=True):
+    id: int
+    username: str
+    role: str
+
+
+class EventOut(msgspec.Struct, kw_only=True):
+    at: str
+    actor: ActorOut | None
+    action: OrderAction
+    detail: str

@@ -13,7 +13,7 @@ from typing import Any
 
 import stripe
 
-from shop.payments import PaymentProviderError, PaymentStart, RefundResult
+from shop.payments.provider import PaymentProviderError, PaymentStart, RefundResult
 from shop.settings import Settings
 
 logger = logging.getLogger("shop.payments")
@@ -26,6 +26,18 @@ MAX_HOLD = timedelta(hours=24)
 # The library retries connection errors, 409s and 5xx (unless Stripe says not to) with
 # the same idempotency key, which makes the retries safe.
 NETWORK_RETRIES = 2
+
+
+def _failure(exc: stripe.StripeError, what: str) -> PaymentProviderError:
+    """What the library raised, as the seam's error: no answer, or a 5xx, leaves the
+    outcome unknown (Stripe may have done it); a 4xx is a refusal (nothing happened)."""
+    if isinstance(exc, stripe.APIConnectionError):
+        return PaymentProviderError(f"Stripe could not be reached: {exc.user_message or exc}", definite=False)
+    definite = exc.http_status is not None and exc.http_status < 500
+    return PaymentProviderError(
+        f"Stripe {'refused' if definite else 'failed on'} {what} (HTTP {exc.http_status}): {exc.user_message or exc}",
+        definite=definite,
+    )
 
 
 class StripeProvider:
@@ -84,6 +96,8 @@ class StripeProvider:
                 self.checkout_params(order_id, lines, expires_at),  # type: ignore[arg-type]
                 options={"idempotency_key": f"order-{order_id}-checkout"},
             )
+        except stripe.StripeError as exc:
+            raise _failure(exc, "the Checkout Session") from exc
         finally:
             await http_client.close_async()
         if not session.id or not session.url:
@@ -106,17 +120,8 @@ class StripeProvider:
                 },
                 options={"idempotency_key": idempotency_key},
             )
-        except stripe.APIConnectionError as exc:
-            # No answer: Stripe may or may not have made the refund.
-            raise PaymentProviderError(f"Stripe could not be reached: {exc.user_message or exc}", definite=False) from exc
         except stripe.StripeError as exc:
-            # Stripe treats a 5xx as indeterminate (the refund may have been made); a 4xx
-            # is a refusal: nothing happened.
-            definite = exc.http_status is not None and exc.http_status < 500
-            raise PaymentProviderError(
-                f"Stripe {'refused' if definite else 'failed on'} the refund (HTTP {exc.http_status}): {exc.user_message or exc}",
-                definite=definite,
-            ) from exc
+            raise _failure(exc, "the refund") from exc
         finally:
             await http_client.close_async()
         if refund.status in ("failed", "canceled"):

@@ -8,7 +8,6 @@ from typing import Protocol
 
 import msgspec
 
-from shop.settings import Settings
 
 
 class PaymentStart(msgspec.Struct, kw_only=True):
@@ -52,49 +51,3 @@ class Provider(Protocol):
         """Give `amount_fen` of the order's payment back to the payer. Called outside any
         database transaction; the same idempotency key never refunds twice. Raises
         PaymentProviderError when the provider refuses or cannot be reached."""
-
-
-class TransferProvider:
-    """对公转账: the branch pays from its union account quoting the order's reference;
-    an admin confirms the money arrived."""
-
-    name = "transfer"
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def hold_time(self) -> timedelta:
-        return timedelta(days=self.settings.transfer_hold_days)
-
-    def reference_for(self, order_id: int) -> str:
-        return f"XFBF{order_id:08d}"
-
-    async def start(self, order_id: int, lines: list[dict], expires_at: datetime) -> PaymentStart:
-        return PaymentStart(reference=self.reference_for(order_id))
-
-    async def refund(self, order: dict, amount_fen: int, idempotency_key: str) -> RefundResult:
-        """No money moves here: the refund is recorded as owed and the shop's finance
-        office pays it back to the branch's union account."""
-        return RefundResult(status="owed", reference=idempotency_key)
-
-    def bank(self) -> dict[str, str]:
-        return {
-            "bank_name": self.settings.bank_name,
-            "account_name": self.settings.bank_account_name,
-            "account_no": self.settings.bank_account_no,
-        }
-
-
-def provider_for(settings: Settings) -> Provider:
-    """The provider new orders are paid with (API handlers pass `request.app.state.settings`)."""
-    return provider_named(settings.payment_provider, settings)
-
-
-def provider_named(name: str, settings: Settings) -> Provider:
-    """The provider an existing order was paid with (refunds go back the way money came),
-    whatever new orders use now."""
-    if name == "stripe":
-        from shop.stripe_provider import StripeProvider
-
-        return StripeProvider(settings)
-    return TransferProvider(settings)

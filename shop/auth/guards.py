@@ -1,0 +1,27 @@
+"""Guards: the caller must be logged in and hold one of the roles a route allows."""
+
+from __future__ import annotations
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from shop.auth.accounts import Principal
+from shop.errors import problem
+
+
+def require_roles(*roles: str):
+    """A guard: the caller must hold one of `roles`."""
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        user = connection.user if "user" in connection.scope else None
+        if not isinstance(user, Principal):
+            raise problem("unauthenticated", "log in first")
+        if user.role not in roles:
+            raise problem("forbidden", f"this needs the role {' or '.join(roles)}")
+
+    guard.__name__ = f"require_{'_or_'.join(roles)}"
+    return guard
+
+
+admin_only = require_roles("admin")
+buyer_only = require_roles("buyer")

@@ -1,0 +1,96 @@
+"""Orders over HTTP: any role reads in its scope; a buyer places and cancels; an admin
+refunds and sees late payments."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+
+from common.pagination import PAGINATION, Paging
+from shop.auth.guards import admin_only, buyer_only
+from shop.orders import cancellation, queries, refunds
+from shop.orders.placement import checkout
+from shop.orders.schemas import EventOut, OrderIn, OrderList, OrderOut, RefundIn, RefundList
+from shop.orders.states import OrderStatus
+from shop.payments import provider_for
+
+
+class OrderController(Controller):
+    path = "/api/orders"
+    dependencies = PAGINATION
+
+    @post("/", guards=[buyer_only])
+    async def place(
+        self,
+        request: Request,
+        data: JSONBody[OrderIn],
+        idempotency_key: Annotated[str, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=64)],
+    ) -> Response[OrderOut]:
+        order, created = await checkout(
+            request.user,
+            data,
+            key=idempotency_key,
+            now=request.app.state.clock(),
+            provider=provider_for(request.app.state.settings),
+        )
+        return Response(order, status_code=201 if created else 200)
+
+    @post("/{order_id:int}/cancel", status_code=200, guards=[buyer_only])
+    async def cancel(self, request: Request, order_id: FromPath[int]) -> OrderOut:
+        await cancellation.cancel_order(order_id, request.user, request.app.state.clock())
+        return await queries.get_order(order_id, request.user)
+
+    @get("/")
+    async def list(
+        self,
+        request: Request,
+        page: Paging,
+        status: FromQuery[OrderStatus | None] = None,
+        year: Annotated[int | None, QueryParameter(ge=2000, le=2100)] = None,
+    ) -> OrderList:
+        items, total = await queries.list_orders(
+            request.user, status=status, year=year, limit=page.limit, offset=page.offset
+        )
+        return OrderList(items=items, total=total)
+
+    @get("/{order_id:int}")
+    async def detail(self, request: Request, order_id: FromPath[int]) -> OrderOut:
+        return await queries.get_order(order_id, request.user)
+
+    @get("/{order_id:int}/events")
+    async def events(self, request: Request, order_id: FromPath[int]) -> list[EventOut]:
+        """The order's history, oldest first."""
+        return await queries.list_events(order_id, request.user)
+
+    @post("/{order_id:int}/refund", status_code=200, guards=[admin_only])
+    async def refund(self, request: Request, order_id: FromPath[int], data: JSONBody[RefundIn]) -> OrderOut:
+        """Refund lines of a paid order (`{}`: everything left), or a late payment whole."""
+        await refunds.refund_order(
+            order_id, data, user_id=request.user.id, now=request.app.state.clock(), settings=request.app.state.settings
+        )
+        return await queries.get_order(order_id, request.user)
+
+
+class AdminOrderController(Controller):
+    """Admins: find late payments to refund, see an order's refunds."""
+
+    path = "/api/admin/orders"
+    dependencies = PAGINATION
+
+    @get("/needs-refund")
+    async def needs_refund(self, page: Paging) -> OrderList:
+        items, total = await queries.list_needs_refund(limit=page.limit, offset=page.offset)
+        return OrderList(items=items, total=total)
+
+    @get("/{order_id:int}/refunds")
+    async def refund_list(self, order_id: FromPath[int]) -> RefundList:
+        items = await refunds.list_refunds(order_id)
+        return RefundList(items=items, total=len(items))
+
+
+ROUTES = {
+    "any": [OrderController],
+    "admin": [AdminOrderController],
+}

@@ -1,0 +1,67 @@
+"""Closing an unpaid order: the buyer cancels it, or its hold runs out (the periodic job
+and `shop expire-holds`). Either way its stock goes back and every member's hold is
+released, in the transaction that moves the order."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from budgets import service as budgets
+from catalog import service as catalog
+from common.errors import DomainError
+from shop.auth.accounts import Principal
+from shop.orders import lifecycle
+from shop.orders.queries import shares_of
+from shop.orders.states import OrderAction, OrderStatus
+from shop.orders.tables import Order, OrderLine
+
+logger = logging.getLogger("shop.orders")
+
+
+async def close(order_id: int, action: OrderAction, now: datetime, *, reason: str = "", actor_id: int | None = None) -> bool:
+    """pending_payment -> cancelled | expired: stock goes back, holds are released.
+
+    Returns False (and changes nothing) when the order is no longer pending, so that
+    several workers may race to expire the same order safely."""
+    async with Order._meta.db.transaction():
+        order = await lifecycle.lock(order_id)
+        if order is None or not lifecycle.allows(order["status"], action):
+            return False
+        await lifecycle.transition(
+            order_id, action, at=now, actor_id=actor_id, detail=reason, values={Order.closed_at: now}, locked=order
+        )
+        lines = await OrderLine.select(OrderLine.product, OrderLine.quantity).where(OrderLine.order == order_id)
+        await catalog.release_stock(sorted((line["product"], line["quantity"]) for line in lines))
+        await budgets.release(await shares_of(order_id), year=order["year"], order_id=order_id, at=now)
+    logger.info("order %s %s%s", order_id, action, f" ({reason})" if reason else "")
+    return True
+
+
+async def cancel_order(order_id: int, principal: Principal, now: datetime) -> None:
+    """The buyer of the order's branch cancels it while it is unpaid."""
+    order = await Order.select(Order.branch, Order.status).where(Order.id == order_id).first()
+    if order is None:
+        raise DomainError("not_found", f"order {order_id} does not exist")
+    if order["branch"] != principal.union_id:
+        raise DomainError("forbidden", "this order belongs to another branch")
+    if not await close(order_id, OrderAction.cancelled, now, actor_id=principal.id):
+        current = await Order.select(Order.status).where(Order.id == order_id).first()
+        raise lifecycle.refused(current, OrderAction.cancelled)
+
+
+async def expire_due(now: datetime, batch: int = 200) -> int:
+    """Expire every pending order whose hold has run out. Safe to run in several
+    workers at once: each order is closed by exactly one of them."""
+    expired = 0
+    while True:
+        due = await Order.select(Order.id).where(
+            (Order.status == OrderStatus.pending_payment) & (Order.expires_at <= now)
+        ).order_by(Order.expires_at).limit(batch)
+        if not due:
+            return expired
+        for row in due:
+            if await close(row["id"], OrderAction.expired, now, reason="hold ran out"):
+                expired += 1
+        if len(due) < batch:
+            return expired

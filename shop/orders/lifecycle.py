@@ -1,0 +1,142 @@
+"""The order's state machine: the one place an order's `status` is written.
+
+| action             | from                                   | to                                 |
+|--------------------|----------------------------------------|------------------------------------|
+| placed             | (a new order)                          | pending_payment                    |
+| cancelled          | pending_payment                        | cancelled                          |
+| expired            | pending_payment                        | expired                            |
+| paid               | pending_payment                        | paid (a payment webhook)           |
+| transfer_confirmed | pending_payment                        | paid (an admin saw the transfer)   |
+| late_payment       | cancelled, expired                     | unchanged; `needs_refund` is set   |
+| refunded           | paid, partially_refunded               | partially_refunded or refunded     |
+| refunded           | cancelled, expired (a late payment)    | unchanged; `needs_refund` cleared  |
+
+`transition()` runs inside the caller's transaction: it locks the order row (`SELECT …
+FOR UPDATE` on PostgreSQL; SQLite's IMMEDIATE transaction holds the only write lock),
+checks the move against this table, writes the new status (with the caller's other
+columns) and appends the order's event row. If the transaction rolls back, the change
+and its event are gone together. Lock order everywhere: the order row, then product
+rows (ascending id), then budget rows (ascending member id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from common.errors import DomainError
+from common.sql import for_update
+from shop.orders.states import OrderAction, OrderStatus
+from shop.orders.tables import Order, OrderEvent
+
+S, A = OrderStatus, OrderAction
+
+
+@dataclass(frozen=True)
+class Move:
+    sources: frozenset[OrderStatus]
+    targets: frozenset[OrderStatus] | None  # None: the status stays as it is
+
+
+TRANSITIONS: dict[OrderAction, tuple[Move, ...]] = {
+    A.cancelled: (Move(frozenset({S.pending_payment}), frozenset({S.cancelled})),),
+    A.expired: (Move(frozenset({S.pending_payment}), frozenset({S.expired})),),
+    A.paid: (Move(frozenset({S.pending_payment}), frozenset({S.paid})),),
+    A.transfer_confirmed: (Move(frozenset({S.pending_payment}), frozenset({S.paid})),),
+    A.late_payment: (Move(frozenset({S.cancelled, S.expired}), None),),
+    A.refunded: (
+        Move(frozenset({S.paid, S.partially_refunded}), frozenset({S.partially_refunded, S.refunded})),
+        Move(frozenset({S.cancelled, S.expired}), None),
+    ),
+}
+
+# What a person reads for an action that does not fit ("cannot be cancelled").
+VERBS: dict[OrderAction, str] = {
+    A.cancelled: "cancelled",
+    A.expired: "expired",
+    A.paid: "paid",
+    A.transfer_confirmed: "paid",
+    A.late_payment: "recorded as a late payment",
+    A.refunded: "refunded",
+}
+
+
+def allows(status: str, action: OrderAction) -> bool:
+    """May `action` start from an order that is `status`?"""
+    return any(status in move.sources for move in TRANSITIONS[action])
+
+
+def refused(order: dict[str, Any], action: OrderAction) -> DomainError:
+    status = order["status"]
+    return DomainError(
+        "invalid_state", f"an order that is {status} cannot be {VERBS[action]}", order_status=status
+    )
+
+
+async def lock(order_id: int) -> dict[str, Any] | None:
+    """The order row, locked for the rest of the caller's transaction (None if it does not exist)."""
+    return await for_update(Order.select().where(Order.id == order_id), Order).first()
+
+
+def _target(order: dict[str, Any], action: OrderAction, to: OrderStatus | None) -> OrderStatus:
+    status = OrderStatus(order["status"])
+    for move in TRANSITIONS[action]:
+        if status not in move.sources:
+            continue
+        if move.targets is None:
+            if to not in (None, status):
+                break
+            return status
+        if to is None and len(move.targets) == 1:
+            return next(iter(move.targets))
+        if to in move.targets:
+            return to
+        break
+    raise refused(order, action)
+
+
+async def _event(order_id: int, action: OrderAction, at: datetime, actor_id: int | None, detail: str) -> None:
+    await OrderEvent.insert(
+        OrderEvent(order=order_id, at=at.astimezone(timezone.utc), actor=actor_id, action=action.value, detail=detail)
+    )
+
+
+async def transition(
+    order_id: int,
+    action: OrderAction,
+    *,
+    at: datetime,
+    actor_id: int | None = None,
+    detail: str = "",
+    to: OrderStatus | None = None,
+    values: dict[Any, Any] | None = None,
+    locked: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Move the order by `action` (to `to` where the action has more than one end), with
+    `values` written in the same statement, and record the event. Call it inside a
+    transaction; pass `locked` when the caller already holds the row from `lock()`.
+
+    Raises `not_found`, or `invalid_state` when the action does not fit the order's
+    state (nothing is written). Returns the order row as it is now."""
+    order = locked if locked is not None else await lock(order_id)
+    if order is None:
+        raise DomainError("not_found", f"order {order_id} does not exist")
+    target = _target(order, action, to)
+    changes = {Order.status: target.value, **(values or {})}
+    rows = await Order.update(changes).where(
+        (Order.id == order["id"]) & (Order.status == order["status"])
+    ).returning(*Order.all_columns())
+    if not rows:  # only possible when the caller's `locked` row was stale
+        raise refused(await Order.select(Order.status).where(Order.id == order["id"]).first() or order, action)
+    await _event(order["id"], action, at, actor_id, detail)
+    return rows[0]
+
+
+async def create(values: dict[Any, Any], *, at: datetime, actor_id: int | None, detail: str = "") -> dict[str, Any]:
+    """A new order, `pending_payment`, with its `placed` event (inside the placing transaction)."""
+    rows = await Order.insert(Order(**{**values, "status": OrderStatus.pending_payment.value})).returning(
+        *Order.all_columns()
+    )
+    await _event(rows[0]["id"], A.placed, at, actor_id, detail)
+    return rows[0]

@@ -1,0 +1,37 @@
+"""The words of an order's life, shared by the tables (CHECK constraints), the schemas,
+`lifecycle.py` and the pages' labels."""
+
+from enum import StrEnum
+
+
+class OrderStatus(StrEnum):
+    pending_payment = "pending_payment"
+    paid = "paid"
+    cancelled = "cancelled"
+    expired = "expired"
+    partially_refunded = "partially_refunded"
+    refunded = "refunded"
+
+
+class OrderAction(StrEnum):
+    """What happened to an order: one event row each (`GET /api/orders/{id}/events`)."""
+
+    placed = "placed"
+    cancelled = "cancelled"
+    expired = "expired"
+    paid = "paid"
+    transfer_confirmed = "transfer_confirmed"
+    late_payment = "late_payment"
+    refunded = "refunded"
+
+
+class RefundStatus(StrEnum):
+    pending = "pending"
+    succeeded = "succeeded"
+    owed = "owed"
+    failed = "failed"
+
+
+class RefundKind(StrEnum):
+    lines = "lines"
+    late_payment = "late_payment"

@@ -1,0 +1,60 @@
+"""对公转账: the branch pays from its union account quoting the order's reference; an
+admin confirms that the money arrived."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from common.errors import DomainError, invalid
+from shop.orders import lifecycle
+from shop.orders.states import OrderAction
+from shop.payments.provider import PaymentStart, RefundResult
+from shop.payments.settle import pay
+from shop.settings import Settings
+
+
+class TransferProvider:
+    name = "transfer"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def hold_time(self) -> timedelta:
+        return timedelta(days=self.settings.transfer_hold_days)
+
+    def reference_for(self, order_id: int) -> str:
+        return f"XFBF{order_id:08d}"
+
+    async def start(self, order_id: int, lines: list[dict], expires_at: datetime) -> PaymentStart:
+        return PaymentStart(reference=self.reference_for(order_id))
+
+    async def refund(self, order: dict, amount_fen: int, idempotency_key: str) -> RefundResult:
+        """No money moves here: the refund is recorded as owed and the shop's finance
+        office pays it back to the branch's union account."""
+        return RefundResult(status="owed", reference=idempotency_key)
+
+
+def _same_reference(given: str, expected: str) -> bool:
+    """Bank statements vary in case and spacing; the reference itself must match."""
+    return "".join(given.split()).upper() == "".join(expected.split()).upper()
+
+
+async def confirm_transfer(order_id: int, reference: str, *, actor_id: int, now: datetime) -> None:
+    """An admin saw the branch's transfer arrive: the order is paid and its holds captured."""
+    from shop.orders.tables import Order
+
+    async with Order._meta.db.transaction():
+        order = await lifecycle.lock(order_id)
+        if order is None:
+            raise DomainError("not_found", f"order {order_id} does not exist")
+        if order["provider"] != "transfer":
+            raise DomainError(
+                "invalid_state",
+                f"order {order_id} is paid through {order['provider']}, not by bank transfer",
+                order_status=order["status"],
+            )
+        if not lifecycle.allows(order["status"], OrderAction.transfer_confirmed):
+            raise lifecycle.refused(order, OrderAction.transfer_confirmed)
+        if not _same_reference(reference, order["payment_reference"]):
+            raise invalid("reference", "does not match the order's transfer reference")
+        await pay(order, OrderAction.transfer_confirmed, now, actor_id=actor_id, detail=order["payment_reference"])
