@@ -104,29 +104,6 @@ async def connection_pool(engine: Engine, min_size: int, max_size: int) -> Async
         yield
 
 
-def is_unique_violation(exc: BaseException) -> bool:
-    """Piccolo does not wrap driver errors: recognise a unique violation from either driver."""
-    try:
-        import asyncpg
-
-        if isinstance(exc, asyncpg.UniqueViolationError):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
-
-
-def is_check_violation(exc: BaseException) -> bool:
-    try:
-        import asyncpg
-
-        if isinstance(exc, asyncpg.CheckViolationError):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return isinstance(exc, sqlite3.IntegrityError) and "CHECK" in str(exc)
-
-
 async def migrate() -> None:
     """Run every app's Piccolo migrations that have not run yet."""
     from piccolo.apps.migrations.commands.forwards import run_forwards
@@ -134,10 +111,3 @@ async def migrate() -> None:
     result = await run_forwards("all")
     if not result.success:
         raise RuntimeError(f"migrations failed: {result.message}")
-
-
-async def table_names(engine: Engine) -> list[str]:
-    """The shop's own tables, for test clean-up."""
-    from piccolo.conf.apps import Finder
-
-    return [t._meta.tablename for t in Finder().get_table_classes()]

@@ -31,10 +31,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
     def payment_provider(self) -> str:
         return "stripe" if self.stripe_api_key else "transfer"
 
