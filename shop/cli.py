@@ -66,6 +66,13 @@ async def _expire() -> int:
     return await expire_due(datetime.now(timezone.utc))
 
 
+async def _tick() -> dict[str, int]:
+    from shop.jobs import tick
+    from shop.settings import get_settings
+
+    return await tick(datetime.now(timezone.utc), get_settings())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="shop", description="消费帮扶商城")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -87,9 +94,10 @@ def main(argv: list[str] | None = None) -> None:
     scope.add_argument("--union-code")
     scope.add_argument("--supplier-id", type=int)
     sub.add_parser("expire-holds", help="expire pending orders whose hold ran out")
+    sub.add_parser("tick", help="run the periodic work once (expiry, payments that never started)")
     args = parser.parse_args(argv)
 
-    from shop.errors import ShopError
+    from common.errors import DomainError
 
     try:
         if args.command == "migrate":
@@ -100,9 +108,11 @@ def main(argv: list[str] | None = None) -> None:
             _run(_with_db(_create_user, args))
         elif args.command == "expire-holds":
             print(f"expired {_run(_with_db(_expire))} order(s)")
+        elif args.command == "tick":
+            print(_run(_with_db(_tick)))
         elif args.command == "serve":
             _serve(args)
-    except ShopError as exc:
+    except DomainError as exc:
         raise SystemExit(f"{exc.code}: {exc.detail}") from exc
 
 

@@ -1,29 +1,41 @@
-"""Periodic jobs that run inside every server process (each is safe to run concurrently)."""
+"""Periodic work: one `tick()` that every server process runs every
+`EXPIRY_INTERVAL_SECONDS` (and `shop tick` runs from cron). Each step is safe to run in
+several processes at once: every order is moved by exactly one of them."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
-from typing import Awaitable, Callable
+from datetime import datetime
 
+from common.clock import utcnow
 from shop.settings import Settings
 
-logger = logging.getLogger("shop.background")
+logger = logging.getLogger("shop.jobs")
 
 
-async def expire_holds(settings: Settings) -> None:
-    """Every `expiry_interval_seconds`: pending orders past their hold become expired."""
+async def tick(now: datetime, settings: Settings) -> dict[str, int]:
+    """Expire unpaid orders whose hold ran out; start again (or cancel) payments that
+    never started. Returns how many of each."""
     from shop.orders.cancellation import expire_due
+    from shop.orders.placement import resume_payments
 
+    done = {
+        "expired": await expire_due(now, settings=settings),
+        "payments_resumed": await resume_payments(now, settings),
+    }
+    if any(done.values()):
+        logger.info("periodic work: %s", done)
+    return done
+
+
+async def run_periodically(settings: Settings) -> None:
     while True:
         await asyncio.sleep(settings.expiry_interval_seconds)
         try:
-            count = await expire_due(datetime.now(timezone.utc))
-            if count:
-                logger.info("expired %d order(s) whose hold ran out", count)
+            await tick(utcnow(), settings)
         except Exception:  # keep the loop alive; the next round tries again
-            logger.exception("hold expiry failed")
+            logger.exception("periodic work failed")
 
 
-JOBS: list[Callable[[Settings], Awaitable[None]]] = [expire_holds]
+JOBS = [run_periodically]

@@ -160,6 +160,8 @@ class StripeStub:
             status, reply = self._create_session(r.params)
         elif r.method == "POST" and r.path == "/v1/refunds":
             status, reply = self._create_refund(r.params)
+        elif r.method == "POST" and r.path.startswith("/v1/checkout/sessions/") and r.path.endswith("/expire"):
+            status, reply = self._expire_session(r.path.split("/")[-2])
         else:
             status, reply = 404, _error("invalid_request_error", f"Unrecognized request URL ({r.method}: {r.path})")
         if key and r.method == "POST":
@@ -195,6 +197,16 @@ class StripeStub:
         }
         self.sessions[session["id"]] = session
         return 200, session
+
+    def _expire_session(self, session_id: str) -> tuple[int, dict]:
+        """As Stripe: only an open session can be expired; after it, it can no longer be paid."""
+        session = self.sessions.get(session_id)
+        if session is None:
+            return 404, _error("invalid_request_error", f"No such checkout.session: '{session_id}'", code="resource_missing")
+        if session["status"] != "open":
+            return 400, _error("invalid_request_error", f"Only Checkout Sessions with a status of open can be expired; this one is {session['status']}.")
+        session["status"] = "expired"
+        return 200, dict(session)
 
     def _create_refund(self, p: dict) -> tuple[int, dict]:
         if self.refuse_refunds:

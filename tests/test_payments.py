@@ -414,10 +414,27 @@ async def test_confirm_transfer(client, world, stripe_on, app):
     after = await snapshot()
     assert_problem(await world.admin.post(url, json={"reference": reference}), 409, "invalid_state")
     assert await snapshot() == after
-    # a cancelled transfer order cannot be confirmed either
+    # a transfer for a cancelled order is still recorded: a late payment, to refund; no quota taken
     r = await place(world.buyer, {"lines": [{"product_id": world.products["rice"], "quantity": 1}], "members": world.members[:1]}, key="gone")
-    await world.buyer.post(f"/api/orders/{r.json()['id']}/cancel")
-    assert_problem(await world.admin.post(f"/api/admin/orders/{r.json()['id']}/confirm-transfer", json={"reference": r.json()["payment"]["reference"]}), 409, "invalid_state")
+    gone = r.json()
+    await world.buyer.post(f"/api/orders/{gone['id']}/cancel")
+    before = await snapshot()
+    r = await world.admin.post(f"/api/admin/orders/{gone['id']}/confirm-transfer", json={"reference": gone["payment"]["reference"]})
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["needs_refund"]) == ("cancelled", True)
+    after = await snapshot()
+    assert after[1:] == before[1:]  # no capture, no stock, no budget change
+    listed = (await world.admin.get("/api/admin/orders/needs-refund")).json()
+    assert [o["id"] for o in listed["items"]] == [gone["id"]]
+    # recorded once: the same confirmation again is refused and changes nothing
+    assert_problem(await world.admin.post(f"/api/admin/orders/{gone['id']}/confirm-transfer", json={"reference": gone["payment"]["reference"]}), 409, "invalid_state")
+    assert await snapshot() == after
+    # the admin refunds it whole; the money is owed back to the branch, the quota never moved
+    r = await world.admin.post(f"/api/orders/{gone['id']}/refund", json={})
+    assert r.status_code == 200 and r.json()["needs_refund"] is False and r.json()["status"] == "cancelled"
+    refunds = (await world.admin.get(f"/api/admin/orders/{gone['id']}/refunds")).json()["items"]
+    assert [(x["kind"], x["status"], x["amount_fen"]) for x in refunds] == [("late_payment", "owed", 2501)]
+    assert await budget(world.members[0]) == (0, 3334)
     assert await ledger_ok()
 
 

@@ -14,7 +14,6 @@ from shop.orders import cancellation, queries, refunds
 from shop.orders.placement import checkout
 from shop.orders.schemas import EventOut, OrderIn, OrderList, OrderOut, RefundIn, RefundList
 from shop.orders.states import OrderStatus
-from shop.payments import provider_for
 
 
 class OrderController(Controller):
@@ -33,13 +32,13 @@ class OrderController(Controller):
             data,
             key=idempotency_key,
             now=request.app.state.clock(),
-            provider=provider_for(request.app.state.settings),
+            settings=request.app.state.settings,
         )
         return Response(order, status_code=201 if created else 200)
 
     @post("/{order_id:int}/cancel", status_code=200, guards=[buyer_only])
     async def cancel(self, request: Request, order_id: FromPath[int]) -> OrderOut:
-        await cancellation.cancel_order(order_id, request.user, request.app.state.clock())
+        await cancellation.cancel_order(order_id, request.user, request.app.state.clock(), request.app.state.settings)
         return await queries.get_order(order_id, request.user)
 
     @get("/")
@@ -65,10 +64,24 @@ class OrderController(Controller):
         return await queries.list_events(order_id, request.user)
 
     @post("/{order_id:int}/refund", status_code=200, guards=[admin_only])
-    async def refund(self, request: Request, order_id: FromPath[int], data: JSONBody[RefundIn]) -> OrderOut:
-        """Refund lines of a paid order (`{}`: everything left), or a late payment whole."""
+    async def refund(
+        self,
+        request: Request,
+        order_id: FromPath[int],
+        data: JSONBody[RefundIn],
+        idempotency_key: Annotated[
+            str | None, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=64, required=False)
+        ] = None,
+    ) -> OrderOut:
+        """Refund lines of a paid order (`{}`: everything left), or a late payment whole.
+        The same Idempotency-Key and body again answer the same refund."""
         await refunds.refund_order(
-            order_id, data, user_id=request.user.id, now=request.app.state.clock(), settings=request.app.state.settings
+            order_id,
+            data,
+            user_id=request.user.id,
+            now=request.app.state.clock(),
+            settings=request.app.state.settings,
+            key=idempotency_key,
         )
         return await queries.get_order(order_id, request.user)
 

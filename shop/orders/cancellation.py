@@ -1,6 +1,7 @@
 """Closing an unpaid order: the buyer cancels it, or its hold runs out (the periodic job
 and `shop expire-holds`). Either way its stock goes back and every member's hold is
-released, in the transaction that moves the order."""
+released, in the transaction that moves the order; once that has committed, the
+provider is told, so that the way to pay (a Stripe Checkout Session) can no longer be used."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from shop.orders import lifecycle
 from shop.orders.queries import shares_of
 from shop.orders.states import OrderAction, OrderStatus
 from shop.orders.tables import Order, OrderLine
+from shop.payments import provider_named
+from shop.payments.provider import PaymentProviderError
+from shop.settings import Settings, get_settings
 
 logger = logging.getLogger("shop.orders")
 
@@ -38,7 +42,17 @@ async def close(order_id: int, action: OrderAction, now: datetime, *, reason: st
     return True
 
 
-async def cancel_order(order_id: int, principal: Principal, now: datetime) -> None:
+async def stop_payment(order_id: int, settings: Settings) -> None:
+    """After a close committed: the provider makes the order's way to pay unusable. If it
+    cannot, a payment that still arrives is recorded as a late payment, to be refunded."""
+    order = await Order.select().where(Order.id == order_id).first()
+    try:
+        await provider_named(order["provider"], settings).cancel(order)
+    except PaymentProviderError as exc:
+        logger.warning("order %s is closed but its payment could not be stopped: %s", order_id, exc)
+
+
+async def cancel_order(order_id: int, principal: Principal, now: datetime, settings: Settings) -> None:
     """The buyer of the order's branch cancels it while it is unpaid."""
     order = await Order.select(Order.branch, Order.status).where(Order.id == order_id).first()
     if order is None:
@@ -48,11 +62,13 @@ async def cancel_order(order_id: int, principal: Principal, now: datetime) -> No
     if not await close(order_id, OrderAction.cancelled, now, actor_id=principal.id):
         current = await Order.select(Order.status).where(Order.id == order_id).first()
         raise lifecycle.refused(current, OrderAction.cancelled)
+    await stop_payment(order_id, settings)
 
 
-async def expire_due(now: datetime, batch: int = 200) -> int:
+async def expire_due(now: datetime, batch: int = 200, settings: Settings | None = None) -> int:
     """Expire every pending order whose hold has run out. Safe to run in several
     workers at once: each order is closed by exactly one of them."""
+    settings = settings or get_settings()
     expired = 0
     while True:
         due = await Order.select(Order.id).where(
@@ -62,6 +78,7 @@ async def expire_due(now: datetime, batch: int = 200) -> int:
             return expired
         for row in due:
             if await close(row["id"], OrderAction.expired, now, reason="hold ran out"):
+                await stop_payment(row["id"], settings)
                 expired += 1
         if len(due) < batch:
             return expired

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -23,9 +23,11 @@ from common.sql import is_unique_violation
 from shop.auth.accounts import Principal
 from shop.orders import cancellation, lifecycle, queries
 from shop.orders.schemas import OrderIn, OrderOut
-from shop.orders.states import OrderAction
+from shop.orders.states import OrderAction, OrderStatus
 from shop.orders.tables import Allocation, Order, OrderLine
+from shop.payments import provider_for, provider_named
 from shop.payments.provider import PaymentProviderError, Provider
+from shop.settings import Settings
 
 logger = logging.getLogger("shop.orders")
 
@@ -187,15 +189,47 @@ async def start_payment(order_id: int, provider: Provider, now: datetime) -> Non
 
 
 async def checkout(
-    principal: Principal, body: OrderIn, *, key: str, now: datetime, provider: Provider
+    principal: Principal, body: OrderIn, *, key: str, now: datetime, settings: Settings
 ) -> tuple[OrderOut, bool]:
     """Place an order for the buyer's branch and start its payment: the one use case
     behind `POST /api/orders` and the basket page. Returns (the order, created)."""
     if principal.union_id is None:
         raise DomainError("forbidden", "this account is not linked to a branch")
+    provider = provider_for(settings)
     order_id, created = await place_order(
         branch_id=principal.union_id, user_id=principal.id, body=body, key=key, now=now, provider=provider
     )
-    if created:
-        await start_payment(order_id, provider, now)
+    if created or await _needs_a_way_to_pay(order_id):
+        # a replay of an order whose payment was never started (the provider was not
+        # reached, or the process died after the commit): start it now; the provider's
+        # idempotency key makes a second start give the same session
+        order = await Order.select(Order.provider).where(Order.id == order_id).first()
+        await start_payment(order_id, provider if created else provider_named(order["provider"], settings), now)
     return await queries.get_order(order_id, principal), created
+
+
+async def _needs_a_way_to_pay(order_id: int) -> bool:
+    return await Order.exists().where(
+        (Order.id == order_id)
+        & (Order.status == OrderStatus.pending_payment)
+        & (Order.provider != "transfer")
+        & (Order.payment_url == "")
+    )
+
+
+async def resume_payments(now: datetime, settings: Settings, grace: timedelta = timedelta(minutes=2)) -> int:
+    """The periodic job's half of the same rule: an unpaid order placed more than `grace`
+    ago that still has no way to pay gets its payment started again, or (the provider
+    still refusing) is cancelled, so that nothing stays held without a way to pay."""
+    stuck = await Order.select(Order.id, Order.provider).where(
+        (Order.status == OrderStatus.pending_payment)
+        & (Order.provider != "transfer")
+        & (Order.payment_url == "")
+        & (Order.created_at <= now - grace)
+    ).order_by(Order.id).limit(200)
+    for row in stuck:
+        try:
+            await start_payment(row["id"], provider_named(row["provider"], settings), now)
+        except DomainError as exc:
+            logger.warning("order %s still has no way to pay: %s", row["id"], exc.detail)
+    return len(stuck)

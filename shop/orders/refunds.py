@@ -35,9 +35,12 @@ change, and the order is marked settled (`needs_refund` false)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from datetime import datetime, timezone
+
+import msgspec
 
 from budgets import service as budgets
 from common.errors import DomainError, invalid
@@ -101,12 +104,27 @@ def _wanted(body: RefundIn, lines: list[dict]) -> list[tuple[int, int]]:
     return sorted((item.line_id, item.quantity) for item in body.lines)
 
 
-async def _reserve(order_id: int, body: RefundIn, user_id: int | None, now: datetime) -> dict:
-    """Step 1: the pending Refund row (a new one, or the pending one this request repeats)."""
+def request_hash(body: RefundIn) -> str:
+    return hashlib.sha256(msgspec.json.encode(body)).hexdigest()
+
+
+async def _reserve(order_id: int, body: RefundIn, user_id: int | None, now: datetime, key: str | None) -> dict:
+    """Step 1: the pending Refund row (a new one, or the one this request repeats: the
+    same Idempotency-Key, or without a key the pending refund of the same lines)."""
     async with Order._meta.db.transaction():
         order = await lifecycle.lock(order_id)
         if order is None:
             raise DomainError("not_found", f"order {order_id} does not exist")
+        if key is not None:
+            same_key = await Refund.select().where((Refund.order == order_id) & (Refund.idempotency_key == key)).first()
+            if same_key is not None:
+                if same_key["request_hash"] != request_hash(body):
+                    raise DomainError(
+                        "idempotency_conflict",
+                        "this Idempotency-Key was already used for a refund of this order with another body",
+                        refund_id=same_key["id"],
+                    )
+                return same_key
         pending = await Refund.select().where((Refund.order == order_id) & (Refund.status == RefundStatus.pending)).first()
         late = order["needs_refund"] and order["status"] in LATE
         if late:
@@ -146,6 +164,8 @@ async def _reserve(order_id: int, body: RefundIn, user_id: int | None, now: date
                 detail=json.dumps({"lines": [list(w) for w in wanted]}),
                 created_by=user_id,
                 created_at=now,
+                idempotency_key=key,
+                request_hash=request_hash(body),
             )
         ).returning(Refund.id)
         return await Refund.select().where(Refund.id == rows[0]["id"]).first()
@@ -204,9 +224,22 @@ async def _apply(refund_id: int, status: str, reference: str, now: datetime, act
     logger.info("refund %s of order %s: %s fen back to %d member(s), %s", refund["seq"], order["id"], refund["amount_fen"], len(shares), status)
 
 
-async def refund_order(order_id: int, body: RefundIn, *, user_id: int | None, now: datetime, settings: Settings) -> dict:
-    """Refund (part of) a paid order, or a late payment; returns the Refund row."""
-    refund = await _reserve(order_id, body, user_id, now)
+async def refund_order(
+    order_id: int, body: RefundIn, *, user_id: int | None, now: datetime, settings: Settings, key: str | None = None
+) -> dict:
+    """Refund (part of) a paid order, or a late payment; returns the Refund row. With an
+    Idempotency-Key, the same key and body again answer the same refund and move no
+    money twice; another body is `idempotency_conflict`."""
+    refund = await _reserve(order_id, body, user_id, now, key)
+    if refund["status"] == RefundStatus.failed:
+        raise DomainError(
+            "payment_unavailable",
+            f"refund #{refund['seq']} was refused by the payment provider; nothing was refunded",
+            refund_id=refund["id"],
+            refund_status="failed",
+        )
+    if refund["status"] != RefundStatus.pending:
+        return refund  # made already: this is a repeat
     order = await Order.select().where(Order.id == order_id).first()
     provider = provider_named(order["provider"], settings)
     key = refund_key(order_id, refund["seq"])

@@ -98,7 +98,11 @@ class Refund(Table, tablename="shop_refund"):
     provider = Varchar(length=16, default="")
     error = Text(default="")
     settled_at = Timestamptz(null=True, default=None)
+    # the client's Idempotency-Key (null without one) and the request it came with
+    idempotency_key = Varchar(length=64, null=True, default=None)
+    request_hash = Varchar(length=64, default="")
 
+    refund_idempotency_unique = Unique([order, idempotency_key])
     refund_amount_positive = Check(amount_fen > 0)
     refund_order_seq_unique = Unique([order, seq])
     refund_status_known = Check(one_of("status", RefundStatus))

@@ -47,6 +47,10 @@ class Provider(Protocol):
     async def start(self, order_id: int, lines: list[dict], expires_at: datetime) -> PaymentStart:
         """Called after the order's transaction has committed, never inside it."""
 
+    async def cancel(self, order: dict) -> None:
+        """Make the order's way to pay unusable (its reference), once its cancel or expiry
+        has committed. Raises PaymentProviderError when the provider refuses or cannot be reached."""
+
     async def refund(self, order: dict, amount_fen: int, idempotency_key: str) -> RefundResult:
         """Give `amount_fen` of the order's payment back to the payer. Called outside any
         database transaction; the same idempotency key never refunds twice. Raises

@@ -38,13 +38,16 @@ async def pay(
     logger.info("order %s paid (%s)", order["id"], order["provider"])
 
 
-async def record_late_payment(order: dict[str, Any], now: datetime, *, payment_intent: str = "", detail: str = "") -> None:
+async def record_late_payment(
+    order: dict[str, Any], now: datetime, *, actor_id: int | None = None, payment_intent: str = "", detail: str = ""
+) -> None:
     """Money arrived for an order that no longer holds stock or quota: nothing is captured
     (the quota may be in use elsewhere); the order is marked `needs_refund`."""
     await lifecycle.transition(
         order["id"],
         OrderAction.late_payment,
         at=now,
+        actor_id=actor_id,
         detail=detail,
         values={Order.needs_refund: True, Order.payment_intent: payment_intent or order["payment_intent"]},
         locked=order,

@@ -104,6 +104,21 @@ class StripeProvider:
             raise PaymentProviderError(f"Stripe answered a Checkout Session without id or url for order {order_id}", definite=True)
         return PaymentStart(reference=session.id, url=session.url)
 
+    async def cancel(self, order: dict) -> None:
+        """Expire the order's Checkout Session: the page the buyer may still have open can
+        no longer take the payment."""
+        session_id = order.get("payment_reference") or ""
+        if not session_id:
+            return
+        client, http_client = self._client()
+        try:
+            await client.v1.checkout.sessions.expire_async(session_id)
+        except stripe.StripeError as exc:
+            raise _failure(exc, f"expiring Checkout Session {session_id}") from exc
+        finally:
+            await http_client.close_async()
+        logger.info("Stripe Checkout Session %s of order %s expired", session_id, order["id"])
+
     async def refund(self, order: dict, amount_fen: int, idempotency_key: str) -> RefundResult:
         payment_intent = order.get("payment_intent") or ""
         if not payment_intent:

@@ -1,5 +1,7 @@
 """对公转账: the branch pays from its union account quoting the order's reference; an
-admin confirms that the money arrived."""
+admin confirms that the money arrived. A transfer confirmed after its order was
+cancelled or expired is still recorded (a late payment, `needs_refund`), so that money
+received always has a record and can be refunded."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from common.errors import DomainError, invalid
 from shop.orders import lifecycle
 from shop.orders.states import OrderAction
 from shop.payments.provider import PaymentStart, RefundResult
-from shop.payments.settle import pay
+from shop.payments.settle import pay, record_late_payment
 from shop.settings import Settings
 
 
@@ -27,6 +29,10 @@ class TransferProvider:
 
     async def start(self, order_id: int, lines: list[dict], expires_at: datetime) -> PaymentStart:
         return PaymentStart(reference=self.reference_for(order_id))
+
+    async def cancel(self, order: dict) -> None:
+        """A bank transfer cannot be stopped from here: one that still arrives is recorded
+        as a late payment and refunded (the cancel page says so)."""
 
     async def refund(self, order: dict, amount_fen: int, idempotency_key: str) -> RefundResult:
         """No money moves here: the refund is recorded as owed and the shop's finance
@@ -53,8 +59,14 @@ async def confirm_transfer(order_id: int, reference: str, *, actor_id: int, now:
                 f"order {order_id} is paid through {order['provider']}, not by bank transfer",
                 order_status=order["status"],
             )
-        if not lifecycle.allows(order["status"], OrderAction.transfer_confirmed):
-            raise lifecycle.refused(order, OrderAction.transfer_confirmed)
         if not _same_reference(reference, order["payment_reference"]):
             raise invalid("reference", "does not match the order's transfer reference")
-        await pay(order, OrderAction.transfer_confirmed, now, actor_id=actor_id, detail=order["payment_reference"])
+        said = f"transfer {order['payment_reference']}"
+        if lifecycle.allows(order["status"], OrderAction.transfer_confirmed):
+            await pay(order, OrderAction.transfer_confirmed, now, actor_id=actor_id, detail=said)
+        elif lifecycle.allows(order["status"], OrderAction.late_payment) and not order["needs_refund"]:
+            # the money came after the order was cancelled or expired: it is recorded, for
+            # an admin to refund; nothing is taken from any member's quota
+            await record_late_payment(order, now, actor_id=actor_id, detail=said)
+        else:
+            raise lifecycle.refused(order, OrderAction.transfer_confirmed)

@@ -13,6 +13,8 @@ we no longer hold (expired or cancelled) marks the order `needs_refund` for the 
 | checkout.session.completed (payment_status paid), async_payment_succeeded | paid, holds captured | no-op | needs_refund |
 | checkout.session.completed (unpaid: an async method still running) | no-op | no-op | no-op |
 | checkout.session.expired, async_payment_failed | expired, stock and holds released | no-op | no-op |
+
+An event whose session is not the order's own Checkout Session changes nothing (`other_session`).
 """
 
 from __future__ import annotations
@@ -140,7 +142,9 @@ async def _transition(event: StripeEvent, session: CheckoutSession | None, order
         logger.warning("Stripe event %s for order %s, which is paid by %s", event.id, order["id"], order["provider"])
         return "not_a_stripe_order"
     if session.id and order["payment_reference"] and session.id != order["payment_reference"]:
+        # not the session the order is paid through: recorded, and nothing moves
         logger.warning("Stripe event %s: session %s is not order %s's session %s", event.id, session.id, order["id"], order["payment_reference"])
+        return "other_session"
     status = order["status"]
     if event.type in PAID:
         if event.type == "checkout.session.completed" and session.payment_status != "paid":

@@ -37,7 +37,7 @@ from shop.orders import cancellation, queries, refunds
 from shop.orders.placement import checkout, split_evenly
 from shop.orders.schemas import OrderIn, RefundIn
 from shop.orders.states import OrderStatus
-from shop.payments import provider_for, transfer
+from shop.payments import transfer
 from shop.reports import api as reports
 from shop.web import ui
 
@@ -593,7 +593,7 @@ class ShopPages(Page):
             return await again(400, ui.problem("订单内容有误", str(exc)))
         try:
             order, _ = await checkout(
-                request.user, body, key=key, now=_now(request), provider=provider_for(request.app.state.settings)
+                request.user, body, key=key, now=_now(request), settings=request.app.state.settings
             )
         except DomainError as exc:
             explained = ui.explain(exc)
@@ -669,7 +669,7 @@ class OrderPages(Page):
     @post("/orders/{order_id:int}/cancel", status_code=200, guards=[buyer_only])
     async def cancel(self, request: Request, order_id: FromPath[int]) -> Response:
         try:
-            await cancellation.cancel_order(order_id, request.user, _now(request))
+            await cancellation.cancel_order(order_id, request.user, _now(request), request.app.state.settings)
         except ShopError as exc:
             if exc.code in ("not_found", "forbidden"):
                 raise
