@@ -6,13 +6,26 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import (
+    FromPath,
+    FromQuery,
+    HeaderParameter,
+    JSONBody,
+    QueryParameter,
+)
 
 from common.pagination import PAGINATION, Paging
 from shop.auth.guards import admin_only, buyer_only
 from shop.orders import cancellation, queries, refunds
 from shop.orders.placement import checkout
-from shop.orders.schemas import EventOut, OrderIn, OrderList, OrderOut, RefundIn, RefundList
+from shop.orders.schemas import (
+    EventOut,
+    OrderIn,
+    OrderList,
+    OrderOut,
+    RefundIn,
+    RefundList,
+)
 from shop.orders.states import OrderStatus
 
 

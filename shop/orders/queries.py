@@ -8,7 +8,6 @@ from typing import Any
 
 from shop.auth.accounts import Principal
 from shop.auth.scope import check_order, order_filter
-from shop.auth.tables import User
 from shop.orders.schemas import (
     ActorOut,
     AllocationOut,

@@ -9,9 +9,9 @@ from piccolo.columns import (
     Timestamptz,
     Varchar,
 )
+from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.constraints import Check, Unique
-from piccolo.columns.base import OnDelete
 from piccolo.table import Table
 
 from budgets.tables import Member, Union

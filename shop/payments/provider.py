@@ -9,7 +9,6 @@ from typing import Protocol
 import msgspec
 
 
-
 class PaymentStart(msgspec.Struct, kw_only=True):
     reference: str
     url: str = ""

@@ -1,11 +1,7 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.columns.column_types import Integer
-from piccolo.columns.column_types import Text
-from piccolo.columns.column_types import Timestamptz
-from piccolo.columns.column_types import Varchar
+from piccolo.columns.column_types import Integer, Text, Timestamptz, Varchar
 from piccolo.columns.indexes import IndexMethod
-from piccolo.constraints import Check
-from piccolo.constraints import Unique
+from piccolo.constraints import Check, Unique
 
 ID = "2026-11-22T23:28:21:313857"
 VERSION = "1.38.0"

@@ -15,10 +15,10 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from budgets import service as budgets
 from budgets.tables import Union
 from catalog.tables import Region
-from shop.orders import queries as orders
 from shop.errors import ShopError
-from shop.reports.export import Column, Format, respond
+from shop.orders import queries as orders
 from shop.orders.tables import Allocation, OrderLine
+from shop.reports.export import Column, Format, respond
 
 SPENT_STATES = ("paid", "partially_refunded", "refunded")
 

@@ -1,0 +1,72 @@
+"""Logging in and out, and the home page that sends each role to its own start."""
+
+from __future__ import annotations
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie
+from litestar.params import FromQuery
+from litestar.plugins.problem_details import ProblemDetailsException
+from litestar.response import Redirect, Template
+
+from shop.auth import accounts
+from shop.web.forms import BASKET_COOKIE
+from shop.web.render import HOME, NAV, Page, optional_user, render, safe_next
+
+# --- login ---------------------------------------------------------------------------------
+
+
+class LoginPages(Page):
+    opt = {"exclude_from_auth": True}
+
+    @get("/login")
+    async def login_form(self, request: Request, next: FromQuery[str | None] = None) -> Template | Redirect:
+        user = await optional_user(request)
+        if user is not None:
+            return Redirect(path=safe_next(next) or HOME[user.role], status_code=303)
+        return render(request, "login.html", user=None, username="", next=safe_next(next) or "", nav=NAV[None])
+
+    @post("/login", status_code=200)
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        username = str(form.get("username") or "").strip()
+        password = str(form.get("password") or "")
+        target = safe_next(str(form.get("next") or ""))
+        if not username or not password:
+            return render(request, "login.html", status_code=400, username=username, next=target or "", error="请输入用户名和密码。")
+        if len(username) > 100 or len(password) > 128:
+            return render(request, "login.html", status_code=401, username="", next=target or "", error="用户名或密码错误。")
+        try:
+            principal = await accounts.login_attempt(request, username, password)
+        except ProblemDetailsException as exc:
+            code = (exc.extra or {}).get("code") if isinstance(exc.extra, dict) else None
+            message = "登录尝试次数过多，请一分钟后再试。" if code == "rate_limited" else "用户名或密码错误。"
+            return render(
+                request, "login.html", status_code=exc.status_code, username=username, next=target or "", error=message, headers=exc.headers
+            )
+        jwt_auth = request.app.state.jwt_auth
+        token = jwt_auth.create_token(identifier=str(principal.id))
+        cookie = Cookie(
+            key=jwt_auth.key,
+            value=token,
+            path="/",
+            httponly=True,
+            max_age=int(jwt_auth.default_token_expiration.total_seconds()),
+            secure=jwt_auth.secure,
+            samesite=jwt_auth.samesite,
+        )
+        return Redirect(path=target or HOME[principal.role], status_code=303, cookies=[cookie])
+
+    @post("/logout", status_code=200)
+    async def logout(self, request: Request) -> Redirect:
+        jwt_auth = request.app.state.jwt_auth
+        gone = [
+            Cookie(key=jwt_auth.key, value="", path="/", max_age=0, expires=0, httponly=True, samesite=jwt_auth.samesite, secure=jwt_auth.secure),
+            Cookie(key=BASKET_COOKIE, value="", path="/", max_age=0, expires=0, httponly=True, samesite="strict"),
+        ]
+        return Redirect(path="/login?ok=bye", status_code=303, cookies=gone)
+
+
+class HomePage(Page):
+    @get("/")
+    async def home(self, request: Request) -> Redirect:
+        return Redirect(path=HOME.get(request.user.role, "/products"), status_code=303)

@@ -1,0 +1,79 @@
+"""The public catalogue: products from the paired regions, with filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get
+from litestar.params import FromPath, FromQuery
+from litestar.response import Template
+
+from budgets.tables import Union
+from catalog import service as catalog
+from catalog.tables import RegionPairing
+from shop.web.forms import page_number
+from shop.web.render import PAGE_SIZE, Page, optional_user, pager, render
+
+# --- the public catalog -----------------------------------------------------------------------
+
+
+async def listed_regions() -> list[Any]:
+    items, _ = await catalog.list_regions(limit=200)
+    return items
+
+
+async def _paired_unions() -> list[dict[str, str]]:
+    """The unions some region is paired with (the 对口地区 filter), by code."""
+    codes = sorted({r["union_code"] for r in await RegionPairing.select(RegionPairing.union_code)})
+    if not codes:
+        return []
+    names = {u["code"]: u["name"] for u in await Union.select(Union.code, Union.name).where(Union.code.is_in(codes))}
+    return [{"code": c, "name": names.get(c, c)} for c in codes]
+
+
+def catalog_filters(region: str | None, category: str | None, q: str | None) -> dict[str, Any]:
+    """Filters as the service takes them; anything malformed is simply dropped."""
+    region = region if region and len(region) <= 32 and region.replace("-", "").isalnum() and region.islower() else None
+    category = category if category in catalog.CATEGORIES else None
+    q = (q or "").strip()[:100] or None
+    return {"region": region, "category": category, "q": q}
+
+
+class CatalogPages(Page):
+    opt = {"exclude_from_auth": True}
+
+    @get("/products")
+    async def products(
+        self,
+        request: Request,
+        region: FromQuery[str | None] = None,
+        category: FromQuery[str | None] = None,
+        paired_with: FromQuery[str | None] = None,
+        q: FromQuery[str | None] = None,
+        page: FromQuery[str | None] = None,
+    ) -> Template:
+        user = await optional_user(request)
+        filters = catalog_filters(region, category, q)
+        paired = paired_with if paired_with and len(paired_with) <= 32 and paired_with.replace("-", "").isalnum() else None
+        number = page_number(page)
+        items, total = await catalog.list_products(
+            status="listed", paired_with=[paired] if paired else None, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE, **filters
+        )
+        return render(
+            request,
+            "products.html",
+            user=user,
+            products=items,
+            pager=pager(total, number),
+            regions=await listed_regions(),
+            categories=catalog.CATEGORIES,
+            paired_unions=await _paired_unions(),
+            filters={**filters, "paired_with": paired},
+        )
+
+    @get("/products/{product_id:int}")
+    async def product(self, request: Request, product_id: FromPath[int]) -> Template:
+        user = await optional_user(request)
+        product = await catalog.get_product(product_id, listed_only=True)
+        region = await catalog.get_region(product.region)
+        return render(request, "product.html", user=user, product=product, region=region)

@@ -1,0 +1,86 @@
+"""The buyer's members (add, deactivate, CSV import) and their yearly budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+
+from budgets import service as budgets
+from common.errors import DomainError
+from shop.web import ui
+from shop.web.forms import IMPORT_MAX_BYTES, page_number
+from shop.web.render import Page, is_htmx, pager, render, status_of, year_of, years_for
+
+# --- buyer: members and their yearly budget -----------------------------------------------------------
+
+
+class MemberPages(Page):
+    async def _members_page(self, request: Request, status_code: int = 200, **extra: Any) -> Template:
+        query = request.query_params
+        number = page_number(query.get("page"))
+        q = (query.get("q") or "").strip()[:50] or None
+        items, total = await budgets.list_members(request.user.union_id, q=q, limit=50, offset=(number - 1) * 50)
+        extra.setdefault("form", {"member_no": "", "name": ""})
+        extra.setdefault("imported", None)
+        extra.setdefault("import_errors", [])
+        return render(request, "members.html", status_code=status_code, members=items, pager=pager(total, number, 50), q=q or "", **extra)
+
+    @get("/members")
+    async def members(self, request: Request) -> Template:
+        return await self._members_page(request)
+
+    @post("/members", status_code=200)
+    async def add(self, request: Request) -> Response:
+        form = await request.form()
+        member_no = str(form.get("member_no") or "").strip()
+        name = str(form.get("name") or "").strip()
+        try:
+            await budgets.create_member(request.user.union_id, member_no, name)
+        except DomainError as exc:
+            return await self._members_page(
+                request, status_code=status_of(exc), error=ui.explain(exc), form={"member_no": member_no, "name": name}
+            )
+        return Redirect(path="/members?ok=added", status_code=303)
+
+    @post("/members/{member_id:int}/active", status_code=200)
+    async def set_active(self, request: Request, member_id: FromPath[int]) -> Response:
+        form = await request.form()
+        member = await budgets.update_member(member_id, branch_id=request.user.union_id, active=form.get("active") == "1")
+        if is_htmx(request):
+            return render(request, "_member_row.html", m=member)
+        return Redirect(path="/members?ok=saved", status_code=303)
+
+    @post("/members/import", status_code=200, request_max_body_size=IMPORT_MAX_BYTES)
+    async def import_csv(self, request: Request) -> Template:
+        form = await request.form()
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            return await self._members_page(request, status_code=400, error=ui.problem("请选择要导入的 CSV 文件"))
+        data = await upload.read()
+        try:
+            result = await budgets.import_members(request.user.union_id, data)
+        except DomainError as exc:
+            errors = [{"line": e.get("line"), "message": ui.translate(e.get("message", ""))} for e in exc.extra.get("errors", [])]
+            explained = ui.explain(exc)
+            if errors:
+                explained = {**explained, "title": f"文件中有 {len(errors)} 行有误，全部未导入；请改正后重新导入。", "details": []}
+            return await self._members_page(request, status_code=status_of(exc), error=explained, import_errors=errors)
+        return await self._members_page(request, imported=result)
+
+
+class BudgetPages(Page):
+    @get("/budget")
+    async def budget(self, request: Request, year: FromQuery[str | None] = None) -> Template:
+        chosen = year_of(request, year)
+        budget = await budgets.branch_budget(request.user.union_id, chosen)
+        totals = {
+            "spent_fen": sum(m["spent_fen"] for m in budget["members"]),
+            "held_fen": sum(m["held_fen"] for m in budget["members"]),
+            "remaining_fen": sum(m["remaining_fen"] for m in budget["members"]),
+        }
+        branch = await budgets.get_union(request.user.union_id)
+        return render(request, "budget.html", budget=budget, totals=totals, years=years_for(request), year=chosen, branch=branch)

@@ -1,0 +1,137 @@
+"""Reports and audit as pages (admin, auditor): targets with progress bars and a chart, members
+near their cap, the ledger and its verification."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from litestar import Request, get
+from litestar.params import FromQuery
+from litestar.response import Template
+
+from budgets import service as budgets
+from budgets.tables import Member
+from shop.web import ui
+from shop.web.forms import int_or_none, page_number
+from shop.web.pages.admin import _flatten
+from shop.web.render import PAGE_SIZE, Page, is_htmx, pager, render, year_of, years_for
+
+# --- reports and audit (admin, auditor) ------------------------------------------------------------------------
+
+
+def _chart(roots: list[dict]) -> dict[str, Any] | None:
+    """The horizontal bar chart at the top: the children of the root (or the roots)."""
+    nodes = roots[0]["children"] if len(roots) == 1 and roots[0]["children"] else roots
+    if not nodes:
+        return None
+    scale = max([max(n["spent_fen"], n["target_fen"] or 0) for n in nodes] + [1])
+    bars = []
+    for i, n in enumerate(nodes):
+        bars.append(
+            {
+                "node": n,
+                "y": i * 34,
+                "spent_w": (n["spent_fen"] * 1000) // scale,
+                "target_w": ((n["target_fen"] or 0) * 1000) // scale,
+                "class": ui.progress_class(n["spent_fen"], n["target_fen"]),
+                "label": ui.percent(n["spent_fen"], n["target_fen"]) if n["target_fen"] else "未设目标",
+            }
+        )
+    title = roots[0]["name"] if len(roots) == 1 and roots[0]["children"] else "各工会"
+    return {"bars": bars, "height": len(bars) * 34 + 8, "title": title}
+
+
+class ReportPages(Page):
+    @get("/reports/targets")
+    async def targets(self, request: Request, year: FromQuery[str | None] = None, union_id: FromQuery[str | None] = None) -> Template:
+        chosen = year_of(request, year)
+        root = await budgets.scope_root(request.user, int_or_none(union_id))
+        tree = await budgets.targets_report(root, chosen)
+        rows = _flatten(tree)
+        root_union = await budgets.get_union(root) if root is not None else None
+        parent_link = None
+        if root_union and root_union["parent_id"] and (
+            request.user.role == "admin" or await budgets.is_in_subtree(root_union["parent_id"], request.user.union_id)
+        ):
+            parent_link = root_union["parent_id"]
+        export = urlencode({k: v for k, v in {"year": chosen, "union_id": root}.items() if v is not None})
+        return render(
+            request,
+            "reports_targets.html",
+            rows=rows,
+            chart=_chart(tree),
+            year=chosen,
+            years=years_for(request),
+            cap_fen=await budgets.cap_for_year(chosen),
+            root_union=root_union,
+            parent_link=parent_link,
+            export=export,
+        )
+
+    @get("/audit/members")
+    async def audit_members(
+        self, request: Request, year: FromQuery[str | None] = None, min_ratio: FromQuery[str | None] = None, page: FromQuery[str | None] = None
+    ) -> Template:
+        chosen = year_of(request, year)
+        ratios = {"0": "不限", "0.5": "50%", "0.8": "80%", "0.9": "90%", "1": "100%（已用满）"}
+        ratio = min_ratio if min_ratio in ratios else "0.9"
+        number = page_number(page)
+        root = await budgets.scope_root(request.user, None)
+        items, total = await budgets.audit_members(root, chosen, float(ratio), PAGE_SIZE, (number - 1) * PAGE_SIZE)
+        export = urlencode({"year": chosen, "min_ratio": ratio})
+        return render(
+            request,
+            "audit_members.html",
+            items=items,
+            pager=pager(total, number),
+            year=chosen,
+            years=years_for(request),
+            ratio=ratio,
+            ratios=ratios,
+            export=export,
+        )
+
+    @get("/audit/ledger")
+    async def ledger(
+        self,
+        request: Request,
+        member_id: FromQuery[str | None] = None,
+        order_id: FromQuery[str | None] = None,
+        kind: FromQuery[str | None] = None,
+        year: FromQuery[str | None] = None,
+        page: FromQuery[str | None] = None,
+    ) -> Template:
+        filters = {
+            "member_id": int_or_none(member_id),
+            "order_id": int_or_none(order_id),
+            "kind": kind if kind in ui.LEDGER_KINDS else None,
+            "year": int_or_none(year, budgets.YEAR_MIN, budgets.YEAR_MAX),
+        }
+        number = page_number(page)
+        root = await budgets.scope_root(request.user, None)
+        items, total = await budgets.ledger_page(root, limit=50, offset=(number - 1) * 50, **filters)
+        ids = sorted({e["member_id"] for e in items})
+        members = (
+            {m["id"]: m for m in await Member.select(Member.id, Member.member_no, Member.name).where(Member.id.is_in(ids))} if ids else {}
+        )
+        export = urlencode({k: v for k, v in filters.items() if v is not None})
+        return render(
+            request,
+            "audit_ledger.html",
+            items=items,
+            members=members,
+            pager=pager(total, number, 50),
+            filters=filters,
+            kinds=ui.LEDGER_KINDS,
+            years=years_for(request),
+            export=export,
+        )
+
+    @get("/audit/ledger/verify")
+    async def verify(self, request: Request, year: FromQuery[str | None] = None) -> Template:
+        chosen = int_or_none(year, budgets.YEAR_MIN, budgets.YEAR_MAX)
+        root = await budgets.scope_root(request.user, None)
+        result = await budgets.verify_scope(root, chosen)
+        template = "_verify.html" if is_htmx(request) else "verify.html"
+        return render(request, template, result=result, year=chosen)

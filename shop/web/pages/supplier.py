@@ -1,0 +1,109 @@
+"""The supplier's products (create, edit, submit for review) and orders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+
+from catalog import service as catalog
+from common.errors import DomainError
+from shop.orders import queries
+from shop.web import ui
+from shop.web.forms import PRODUCT_FIELDS, page_number, product_form
+from shop.web.render import PAGE_SIZE, Page, is_htmx, pager, render, status_of
+
+# --- supplier ----------------------------------------------------------------------------------------------
+
+
+class SupplierPages(Page):
+    async def _regions_of_supplier(self, request: Request) -> list[Any]:
+        supplier = await catalog.get_supplier(request.user.supplier_id)
+        return [await catalog.get_region(code) for code in supplier.regions]
+
+    async def _form(self, request: Request, product: Any | None, values: dict[str, Any], problems: dict[str, str], error: Any = None, status_code: int = 200) -> Template:
+        return render(
+            request,
+            "supplier_product_form.html",
+            status_code=status_code,
+            product=product,
+            values=values,
+            problems=problems,
+            error=error,
+            regions=await self._regions_of_supplier(request),
+            categories=catalog.CATEGORIES,
+        )
+
+    @get("/supplier/products")
+    async def products(self, request: Request, status: FromQuery[str | None] = None, page: FromQuery[str | None] = None) -> Template:
+        status = status if status in ui.PRODUCT_STATES else None
+        number = page_number(page)
+        items, total = await catalog.list_products(
+            supplier_id=request.user.supplier_id, status=status, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
+        )
+        supplier = await catalog.get_supplier(request.user.supplier_id)
+        return render(
+            request, "supplier_products.html", products=items, pager=pager(total, number), status=status, states=ui.PRODUCT_STATES, supplier=supplier
+        )
+
+    @get("/supplier/products/new")
+    async def new(self, request: Request) -> Template:
+        values = {"title": "", "region": "", "category": "", "unit": "", "price": "", "stock": "", "description": ""}
+        return await self._form(request, None, values, {})
+
+    @post("/supplier/products", status_code=200)
+    async def create(self, request: Request) -> Response:
+        form = await request.form()
+        values, problems = product_form(form)
+        shown = {f: str(form.get(f) or "") for f in PRODUCT_FIELDS}
+        if problems:
+            return await self._form(request, None, shown, problems, status_code=400)
+        try:
+            await catalog.create_product(request.user.supplier_id, **values)
+        except DomainError as exc:
+            return await self._form(request, None, shown, {}, error=ui.explain(exc), status_code=status_of(exc))
+        return Redirect(path="/supplier/products?ok=created", status_code=303)
+
+    @get("/supplier/products/{product_id:int}/edit")
+    async def edit(self, request: Request, product_id: FromPath[int]) -> Template:
+        product = await catalog.get_product(product_id, supplier_id=request.user.supplier_id)
+        values = {
+            "title": product.title,
+            "region": product.region,
+            "category": product.category,
+            "unit": product.unit,
+            "price": ui.yuan_plain(product.price_fen),
+            "stock": str(product.stock),
+            "description": product.description,
+        }
+        return await self._form(request, product, values, {})
+
+    @post("/supplier/products/{product_id:int}", status_code=200)
+    async def update(self, request: Request, product_id: FromPath[int]) -> Response:
+        product = await catalog.get_product(product_id, supplier_id=request.user.supplier_id)
+        form = await request.form()
+        values, problems = product_form(form)
+        shown = {f: str(form.get(f) or "") for f in PRODUCT_FIELDS}
+        if problems:
+            return await self._form(request, product, shown, problems, status_code=400)
+        try:
+            await catalog.update_product(request.user.supplier_id, product_id, values)
+        except DomainError as exc:
+            return await self._form(request, product, shown, {}, error=ui.explain(exc), status_code=status_of(exc))
+        return Redirect(path="/supplier/products?ok=saved", status_code=303)
+
+    @post("/supplier/products/{product_id:int}/submit", status_code=200)
+    async def submit(self, request: Request, product_id: FromPath[int]) -> Response:
+        product = await catalog.submit_product(request.user.supplier_id, product_id)
+        if is_htmx(request):
+            return render(request, "_supplier_product_row.html", p=product)
+        return Redirect(path="/supplier/products?ok=submitted", status_code=303)
+
+    @get("/supplier/orders")
+    async def orders(self, request: Request, status: FromQuery[str | None] = None, page: FromQuery[str | None] = None) -> Template:
+        status = status if status in ui.ORDER_STATES else None
+        number = page_number(page)
+        items, total = await queries.list_orders(request.user, status=status, year=None, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+        return render(request, "supplier_orders.html", orders=items, pager=pager(total, number), status=status, states=ui.ORDER_STATES)
