@@ -36,7 +36,6 @@ change, and the order is marked settled (`needs_refund` false)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from datetime import datetime, timezone
 
@@ -47,7 +46,7 @@ from common.errors import DomainError, invalid
 from shop.orders import lifecycle
 from shop.orders.schemas import RefundIn, RefundLineOut, RefundOut, RefundShareOut
 from shop.orders.states import OrderAction, OrderStatus, RefundKind, RefundStatus
-from shop.orders.tables import Allocation, Order, OrderLine, Refund
+from shop.orders.tables import Allocation, Order, OrderLine, Refund, RefundLine, RefundShare
 from shop.payments import provider_named
 from shop.payments.provider import PaymentProviderError
 from shop.settings import Settings
@@ -140,7 +139,7 @@ async def _reserve(order_id: int, body: RefundIn, user_id: int | None, now: date
             price = {l["id"]: l["unit_price_fen"] for l in lines}
             amount = sum(price[line_id] * qty for line_id, qty in wanted)
         if pending is not None:
-            if json.loads(pending["detail"] or "{}").get("lines", []) == [list(w) for w in wanted]:
+            if await _lines_of(pending["id"]) == wanted:
                 logger.info("refund %s of order %s is pending: resuming it", pending["seq"], order_id)
                 return pending
             raise DomainError(
@@ -161,14 +160,20 @@ async def _reserve(order_id: int, body: RefundIn, user_id: int | None, now: date
                 amount_fen=amount,
                 status=RefundStatus.pending,
                 provider=order["provider"],
-                detail=json.dumps({"lines": [list(w) for w in wanted]}),
                 created_by=user_id,
                 created_at=now,
                 idempotency_key=key,
                 request_hash=request_hash(body),
             )
         ).returning(Refund.id)
+        if wanted:
+            await RefundLine.insert(*[RefundLine(refund=rows[0]["id"], line=line_id, quantity=qty) for line_id, qty in wanted])
         return await Refund.select().where(Refund.id == rows[0]["id"]).first()
+
+
+async def _lines_of(refund_id: int) -> list[tuple[int, int]]:
+    rows = await RefundLine.select(RefundLine.line, RefundLine.quantity).where(RefundLine.refund == refund_id).order_by(RefundLine.line)
+    return [(r["line"], r["quantity"]) for r in rows]
 
 
 async def _fail(refund_id: int, error: str, now: datetime) -> None:
@@ -185,7 +190,6 @@ async def _apply(refund_id: int, status: str, reference: str, now: datetime, act
         refund = await Refund.select().where(Refund.id == refund_id).first()
         if refund["status"] != RefundStatus.pending:
             return  # a repeated request completed it meanwhile
-        detail = json.loads(refund["detail"] or "{}")
         done = {Refund.status: status, Refund.provider_reference: reference, Refund.settled_at: now, Refund.error: ""}
         said = f"refund #{refund['seq']}: {refund['amount_fen']} fen ({status})"
         if refund["kind"] == RefundKind.late_payment:
@@ -196,7 +200,7 @@ async def _apply(refund_id: int, status: str, reference: str, now: datetime, act
             await Refund.update(done).where(Refund.id == refund_id)
             return
         lines = {l["id"]: l for l in await OrderLine.select().where(OrderLine.order == order["id"])}
-        for line_id, qty in detail["lines"]:
+        for line_id, qty in await _lines_of(refund_id):
             line = lines[line_id]
             if line["refunded_quantity"] + qty > line["quantity"]:  # the pending reservation prevents it
                 raise RuntimeError(f"refund {refund_id}: line {line_id} has less than {qty} left to refund")
@@ -219,8 +223,9 @@ async def _apply(refund_id: int, status: str, reference: str, now: datetime, act
             values={Order.refunded_fen: Order.refunded_fen + refund["amount_fen"]},
             locked=order,
         )
-        detail["shares"] = [list(s) for s in shares]
-        await Refund.update({**done, Refund.detail: json.dumps(detail)}).where(Refund.id == refund_id)
+        if shares:
+            await RefundShare.insert(*[RefundShare(refund=refund_id, member=m, amount_fen=a) for m, a in shares])
+        await Refund.update(done).where(Refund.id == refund_id)
     logger.info("refund %s of order %s: %s fen back to %d member(s), %s", refund["seq"], order["id"], refund["amount_fen"], len(shares), status)
 
 
@@ -269,8 +274,19 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).isoformat() if value else None
 
 
-def refund_out(row: dict) -> RefundOut:
-    detail = json.loads(row["detail"] or "{}")
+async def refunds_out(rows: list[dict]) -> list[RefundOut]:
+    ids = [r["id"] for r in rows]
+    lines: dict[int, list[RefundLineOut]] = {i: [] for i in ids}
+    shares: dict[int, list[RefundShareOut]] = {i: [] for i in ids}
+    if ids:
+        for r in await RefundLine.select().where(RefundLine.refund.is_in(ids)).order_by(RefundLine.line):
+            lines[r["refund"]].append(RefundLineOut(line_id=r["line"], quantity=r["quantity"]))
+        for r in await RefundShare.select().where(RefundShare.refund.is_in(ids)).order_by(RefundShare.id):
+            shares[r["refund"]].append(RefundShareOut(member_id=r["member"], amount_fen=r["amount_fen"]))
+    return [_refund_out(r, lines[r["id"]], shares[r["id"]]) for r in rows]
+
+
+def _refund_out(row: dict, lines: list[RefundLineOut], shares: list[RefundShareOut]) -> RefundOut:
     return RefundOut(
         id=row["id"],
         order_id=row["order"],
@@ -280,8 +296,8 @@ def refund_out(row: dict) -> RefundOut:
         status=row["status"],
         provider=row["provider"],
         provider_reference=row["provider_reference"],
-        lines=[RefundLineOut(line_id=l, quantity=q) for l, q in detail.get("lines", [])],
-        shares=[RefundShareOut(member_id=m, amount_fen=a) for m, a in detail.get("shares", [])],
+        lines=lines,
+        shares=shares,
         error=row["error"],
         created_at=_iso(row["created_at"]) or "",
         settled_at=_iso(row["settled_at"]),
@@ -291,4 +307,4 @@ def refund_out(row: dict) -> RefundOut:
 async def list_refunds(order_id: int) -> list[RefundOut]:
     if not await Order.exists().where(Order.id == order_id):
         raise DomainError("not_found", f"order {order_id} does not exist")
-    return [refund_out(r) for r in await Refund.select().where(Refund.order == order_id).order_by(Refund.seq)]
+    return await refunds_out(await Refund.select().where(Refund.order == order_id).order_by(Refund.seq))

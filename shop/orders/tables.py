@@ -93,8 +93,6 @@ class Refund(Table, tablename="shop_refund"):
     created_at = Timestamptz(default=TimestamptzNow())
     seq = Integer(default=0)
     kind = Varchar(length=16, default=RefundKind.lines.value)
-    # JSON: {"lines": [[line_id, quantity], ...], "shares": [[member_id, fen], ...]}
-    detail = Text(default="")
     provider = Varchar(length=16, default="")
     error = Text(default="")
     settled_at = Timestamptz(null=True, default=None)
@@ -121,3 +119,25 @@ class OrderEvent(Table, tablename="shop_order_event"):
     detail = Text(default="")
 
     order_event_action_known = Check(one_of("action", OrderAction))
+
+
+class RefundLine(Table, tablename="shop_refund_line"):
+    """What a refund takes back: this many of one order line."""
+
+    refund = ForeignKey(Refund, null=False, index=True, on_delete=OnDelete.restrict)
+    line = ForeignKey(OrderLine, null=False, index=True, on_delete=OnDelete.restrict)
+    quantity = Integer()
+
+    refund_line_unique = Unique([refund, line])
+    refund_line_quantity_positive = Check(quantity > 0)
+
+
+class RefundShare(Table, tablename="shop_refund_share"):
+    """What a refund gave back to one member's yearly quota (written when it is applied)."""
+
+    refund = ForeignKey(Refund, null=False, index=True, on_delete=OnDelete.restrict)
+    member = ForeignKey(Member, null=False, index=True, on_delete=OnDelete.restrict)
+    amount_fen = BigInt()
+
+    refund_share_unique = Unique([refund, member])
+    refund_share_amount_positive = Check(amount_fen > 0)
