@@ -3,7 +3,7 @@ members and budget. Thin: parse, authorise, call `budgets.service`, shape the an
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, patch, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
@@ -13,6 +13,7 @@ from budgets.schemas import (
     UNSET,
     BudgetOut,
     ImportOut,
+    LevelName,
     MemberBudgetOut,
     MemberIn,
     MemberList,
@@ -82,7 +83,7 @@ class AdminUnionController(Controller):
     async def index(
         self,
         parent_id: QueryId = None,
-        level: Annotated[Literal["federation", "district", "branch"] | None, QueryParameter()] = None,
+        level: Annotated[LevelName | None, QueryParameter()] = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> UnionList:

@@ -28,8 +28,8 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.query import OrderByRaw
 from piccolo.query.functions.aggregate import Count
 
+from budgets.states import LedgerKind, Level
 from budgets.tables import (
-    LEVELS,
     CapPolicy,
     LedgerEntry,
     Member,
@@ -64,10 +64,10 @@ async def cap_for_year(year: int) -> int:
 
 # kind -> (change to held, change to spent), per fen of the entry's amount
 MOVES: dict[str, tuple[int, int]] = {
-    "hold": (+1, 0),
-    "capture": (-1, +1),
-    "release": (-1, 0),
-    "refund": (0, -1),
+    LedgerKind.HOLD: (+1, 0),
+    LedgerKind.CAPTURE: (-1, +1),
+    LedgerKind.RELEASE: (-1, 0),
+    LedgerKind.REFUND: (0, -1),
 }
 
 
@@ -118,7 +118,7 @@ async def _lock_budgets(member_ids: list[int], year: int, create: bool) -> dict[
     return rows
 
 
-async def _append(kind: str, shares: list[tuple[int, int]], rows: dict[int, dict], year: int, order_id: int | None, at: datetime) -> None:
+async def _append(kind: LedgerKind, shares: list[tuple[int, int]], rows: dict[int, dict], year: int, order_id: int | None, at: datetime) -> None:
     held_sign, spent_sign = MOVES[kind]
     at = at.astimezone(timezone.utc)
     entries = []
@@ -202,7 +202,7 @@ async def hold(shares: Sequence[tuple[int, int]], *, year: int, order_id: int | 
                 f"{len(over)} member(s) would go over the {year} cap of {cap} fen",
                 members=over,
             )
-        await _append("hold", items, rows, year, order_id, at)
+        await _append(LedgerKind.HOLD, items, rows, year, order_id, at)
 
 
 async def capture(shares: Sequence[tuple[int, int]], *, year: int, order_id: int | None, at: datetime) -> None:
@@ -212,7 +212,7 @@ async def capture(shares: Sequence[tuple[int, int]], *, year: int, order_id: int
         return
     async with MemberBudget._meta.db.transaction():
         rows = await _lock_budgets([m for m, _ in items], year, create=False)
-        await _append("capture", items, rows, year, order_id, at)
+        await _append(LedgerKind.CAPTURE, items, rows, year, order_id, at)
         await _add_to_totals(rows, items, year, +1, count_order=True)
 
 
@@ -223,7 +223,7 @@ async def release(shares: Sequence[tuple[int, int]], *, year: int, order_id: int
         return
     async with MemberBudget._meta.db.transaction():
         rows = await _lock_budgets([m for m, _ in items], year, create=False)
-        await _append("release", items, rows, year, order_id, at)
+        await _append(LedgerKind.RELEASE, items, rows, year, order_id, at)
 
 
 async def refund(shares: Sequence[tuple[int, int]], *, year: int, order_id: int | None, at: datetime) -> None:
@@ -233,7 +233,7 @@ async def refund(shares: Sequence[tuple[int, int]], *, year: int, order_id: int 
         return
     async with MemberBudget._meta.db.transaction():
         rows = await _lock_budgets([m for m, _ in items], year, create=False)
-        await _append("refund", items, rows, year, order_id, at)
+        await _append(LedgerKind.REFUND, items, rows, year, order_id, at)
         await _add_to_totals(rows, items, year, -1, count_order=False)
 
 
@@ -381,9 +381,9 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 # level -> the levels its parent may have (None: no parent)
 PARENT_LEVELS: dict[str, tuple[str | None, ...]] = {
-    "federation": (None, "federation"),
-    "district": ("federation",),
-    "branch": ("district", "federation"),
+    Level.FEDERATION: (None, Level.FEDERATION),
+    Level.DISTRICT: (Level.FEDERATION,),
+    Level.BRANCH: (Level.DISTRICT, Level.FEDERATION),
 }
 
 _UNION_COLUMNS = (Union.id, Union.code, Union.name, Union.level, Union.parent, Union.path)
@@ -515,8 +515,8 @@ async def create_union(code: str, name: str, level: str, parent_code: str | None
     if not isinstance(code, str) or not UNION_CODE_RE.fullmatch(code):
         raise invalid("code", "must be 1 to 32 capital letters, digits or '-'")
     name = _clean_text(name, "name", UNION_NAME_MAX)
-    if level not in LEVELS:
-        raise invalid("level", f"must be one of {', '.join(LEVELS)}")
+    if level not in tuple(Level):
+        raise invalid("level", f"must be one of {', '.join(Level)}")
     async with Union._meta.db.transaction():
         parent = None
         if parent_code is not None:
@@ -525,7 +525,7 @@ async def create_union(code: str, name: str, level: str, parent_code: str | None
                 raise BudgetError("not_found", f"parent union {parent_code!r} does not exist")
         parent_level = parent["level"] if parent else None
         if parent_level not in PARENT_LEVELS[level]:
-            if parent_level == "branch":
+            if parent_level == Level.BRANCH:
                 message = "a branch (基层工会) has no child unions"
             elif parent is None:
                 message = f"a {level} needs a parent ({' or '.join(str(p) for p in PARENT_LEVELS[level])})"
@@ -659,7 +659,7 @@ async def require_branch(union_id: int) -> dict:
     union = await get_union(union_id)
     if union is None:
         raise BudgetError("not_found", f"union {union_id} does not exist")
-    if union["level"] != "branch":
+    if union["level"] != Level.BRANCH:
         raise BudgetError("invalid_state", f"union {union['code']} is a {union['level']}; only a branch (基层工会) has members")
     return union
 
