@@ -927,23 +927,6 @@ async def branch_budget(union_id: int, year: int) -> dict:
 # --- reports and audit -------------------------------------------------------------
 
 
-async def scope_root(principal: Any, union_id: int | None) -> int | None:
-    """The union a report is about: the caller's own scope, or `union_id` inside it.
-
-    Admins may name any union (None: the whole shop); auditors and buyers only their
-    subtree (a buyer's is its branch)."""
-    if principal.role == "admin":
-        if union_id is not None and await get_union(union_id) is None:
-            raise BudgetError("not_found", f"union {union_id} does not exist")
-        return union_id
-    own = principal.union_id
-    if union_id is None or union_id == own:
-        return own
-    if await get_union(union_id) is None or not await is_in_subtree(union_id, own):
-        raise BudgetError("forbidden", f"union {union_id} is outside your scope")
-    return union_id
-
-
 async def _subtree_rows(root_id: int | None) -> list[dict]:
     query = Union.select(Union.id, Union.code, Union.name, Union.level, Union.parent, Union.path).order_by(Union.id)
     if root_id is not None:

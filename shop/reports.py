@@ -15,6 +15,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from budgets import service as budgets
 from budgets.tables import Union
 from catalog.tables import Region
+from shop import scope_union
 from shop import service as orders
 from shop.errors import ShopError
 from shop.export import Column, Format, respond
@@ -175,7 +176,7 @@ class ReportController(Controller):
 
     @get("/targets")
     async def targets(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
-        root = await budgets.scope_root(request.user, union_id)
+        root = await scope_union.scope_root(request.user, union_id)
         year = _year(year)
         tree = await budgets.targets_tree(root, year)
         body = {**tree, "year": year, "cap_fen": await budgets.cap_for_year(year)}
@@ -183,7 +184,7 @@ class ReportController(Controller):
 
     @get("/regions")
     async def regions(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
-        root = await budgets.scope_root(request.user, union_id)
+        root = await scope_union.scope_root(request.user, union_id)
         year = _year(year)
         items = await regions_report(root, year)
         rows = [
@@ -202,7 +203,7 @@ class ReportController(Controller):
 
     @get("/distribution")
     async def distribution(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
-        root = await budgets.scope_root(request.user, union_id)
+        root = await scope_union.scope_root(request.user, union_id)
         year = _year(year)
         items = await branch_distribution(root, year)
         rows = [{**m, **o, "member_amount_fen": m["amount_fen"]} for m in items for o in m["orders"]]
@@ -251,7 +252,7 @@ class AuditController(Controller):
         offset: Offset = 0,
         fmt: ExportFormat = "json",
     ) -> Any:
-        root = await budgets.scope_root(request.user, union_id)
+        root = await scope_union.scope_root(request.user, union_id)
         year = _year(year)
         if fmt != "json":  # an export is the whole list
             limit, offset = 1_000_000, 0
@@ -281,7 +282,7 @@ class AuditController(Controller):
         offset: Offset = 0,
         fmt: ExportFormat = "json",
     ) -> Any:
-        root = await budgets.scope_root(request.user, union_id)
+        root = await scope_union.scope_root(request.user, union_id)
         if fmt != "json":
             limit, offset = 1_000_000, 0
         items, total = await budgets.ledger_page(
@@ -301,7 +302,7 @@ class AuditController(Controller):
 
     @get("/ledger/verify")
     async def verify(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
-        root = await budgets.scope_root(request.user, union_id)
+        root = await scope_union.scope_root(request.user, union_id)
         result = await budgets.verify_scope(root, year)
         body = {"ok": result.ok, "entries": result.entries, "member_years": result.member_years, "problems": result.problems}
         columns = [

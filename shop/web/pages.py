@@ -28,7 +28,7 @@ from budgets.tables import Member, Union
 from catalog import service as catalog
 from catalog.service import CatalogError
 from catalog.tables import RegionPairing
-from shop import auth, refunds, reports
+from shop import auth, refunds, reports, scope_union
 from shop import service as orders
 from shop.auth import Principal
 from shop.errors import CODES, ShopError
@@ -1073,7 +1073,7 @@ class ReportPages(Page):
     @get("/reports/targets")
     async def targets(self, request: Request, year: FromQuery[str | None] = None, union_id: FromQuery[str | None] = None) -> Template:
         chosen = _year(request, year)
-        root = await budgets.scope_root(request.user, _int_or_none(union_id))
+        root = await scope_union.scope_root(request.user, _int_or_none(union_id))
         tree = await budgets.targets_report(root, chosen)
         rows = _flatten(tree)
         root_union = await budgets.get_union(root) if root is not None else None
@@ -1104,7 +1104,7 @@ class ReportPages(Page):
         ratios = {"0": "不限", "0.5": "50%", "0.8": "80%", "0.9": "90%", "1": "100%（已用满）"}
         ratio = min_ratio if min_ratio in ratios else "0.9"
         number = _page(page)
-        root = await budgets.scope_root(request.user, None)
+        root = await scope_union.scope_root(request.user, None)
         items, total = await budgets.audit_members(root, chosen, float(ratio), PAGE_SIZE, (number - 1) * PAGE_SIZE)
         export = urlencode({"year": chosen, "min_ratio": ratio})
         return render(
@@ -1136,7 +1136,7 @@ class ReportPages(Page):
             "year": _int_or_none(year, budgets.YEAR_MIN, budgets.YEAR_MAX),
         }
         number = _page(page)
-        root = await budgets.scope_root(request.user, None)
+        root = await scope_union.scope_root(request.user, None)
         items, total = await budgets.ledger_page(root, limit=50, offset=(number - 1) * 50, **filters)
         ids = sorted({e["member_id"] for e in items})
         members = (
@@ -1158,7 +1158,7 @@ class ReportPages(Page):
     @get("/audit/ledger/verify")
     async def verify(self, request: Request, year: FromQuery[str | None] = None) -> Template:
         chosen = _int_or_none(year, budgets.YEAR_MIN, budgets.YEAR_MAX)
-        root = await budgets.scope_root(request.user, None)
+        root = await scope_union.scope_root(request.user, None)
         result = await budgets.verify_scope(root, chosen)
         template = "_verify.html" if is_htmx(request) else "verify.html"
         return render(request, template, result=result, year=chosen)
