@@ -575,12 +575,6 @@ async def subtree_prefix(union_id: int) -> str:
     return row["path"]
 
 
-async def subtree_union_ids(union_id: int) -> list[int]:
-    """The ids of the union and of every union below it."""
-    prefix = await subtree_prefix(union_id)
-    return [r["id"] for r in await Union.select(Union.id).where(Union.path.like(prefix + "%")).order_by(Union.id)]
-
-
 async def is_in_subtree(union_id: int, ancestor_id: int) -> bool:
     """Whether `ancestor_id` is `union_id` itself or one of its ancestors (False if either is unknown)."""
     row = await Union.select(Union.path).where(Union.id == union_id).first()
