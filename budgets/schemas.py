@@ -9,8 +9,8 @@ from msgspec import UNSET, UnsetType
 
 from budgets.states import Level
 
-# The service checks the same rules again (it is also called by the seeder); these
-# limits make the schema say them and refuse the body before it reaches the service.
+# The domain modules check the same rules again (the seeder calls them too); these
+# limits make the schema say them and refuse the body before it reaches them.
 UnionCode = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Z0-9-]+$")]
 UnionName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 # a Literal of the enum's values: the body decodes to a plain str, OpenAPI lists them inline

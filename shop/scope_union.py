@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from budgets import service
+from budgets import unions
 from common.errors import DomainError
 
 
@@ -16,12 +16,12 @@ async def scope_root(principal: Any, union_id: int | None) -> int | None:
     Admins may name any union (None: the whole shop); auditors and buyers only their
     subtree (a buyer's is its branch)."""
     if principal.role == "admin":
-        if union_id is not None and await service.get_union(union_id) is None:
+        if union_id is not None and await unions.get_union(union_id) is None:
             raise DomainError("not_found", f"union {union_id} does not exist")
         return union_id
     own = principal.union_id
     if union_id is None or union_id == own:
         return own
-    if await service.get_union(union_id) is None or not await service.is_in_subtree(union_id, own):
+    if await unions.get_union(union_id) is None or not await unions.is_in_subtree(union_id, own):
         raise DomainError("forbidden", f"union {union_id} is outside your scope")
     return union_id

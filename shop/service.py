@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from piccolo.engine.postgres import PostgresEngine
 
-from budgets import service as budgets
+from budgets import ledger
 from budgets.tables import Member, Union
 from catalog import service as catalog
 from shop.db import is_unique_violation
@@ -117,7 +117,7 @@ async def place_order(
     if existing := await find_by_key(branch_id, key):
         return _replay(existing, digest), False
     member_ids = body.members if body.members is not None else [a.member_id for a in body.allocations or []]
-    year = budgets.budget_year(now)
+    year = ledger.budget_year(now)
     expires_at = now + provider.hold_time()
     try:
         async with Order._meta.db.transaction():
@@ -167,7 +167,7 @@ async def place_order(
                 ]
             )
             await Allocation.insert(*[Allocation(order=order.id, member=m, amount_fen=a) for m, a in shares])
-            await budgets.hold(shares, year=year, order_id=order.id, at=now)
+            await ledger.hold(shares, year=year, order_id=order.id, at=now)
     except Exception as exc:
         if is_unique_violation(exc) and (existing := await find_by_key(branch_id, key)):
             return _replay(existing, digest), False
@@ -216,7 +216,7 @@ async def close_order(order_id: int, status: str, now: datetime, reason: str = "
         lines = await OrderLine.select(OrderLine.product, OrderLine.quantity).where(OrderLine.order == order_id)
         await catalog.release_stock(sorted((l["product"], l["quantity"]) for l in lines))
         shares = await _shares(order_id)
-        await budgets.release(shares, year=order["year"], order_id=order_id, at=now)
+        await ledger.release(shares, year=order["year"], order_id=order_id, at=now)
     logger.info("order %s %s%s", order_id, status, f" ({reason})" if reason else "")
     return True
 
@@ -372,7 +372,7 @@ async def pay_locked(order: dict, now: datetime, payment_intent: str = "") -> bo
     changed = await Order.update(values).where((Order.id == order["id"]) & (Order.status == OPEN)).returning(Order.id)
     if not changed:
         return False
-    await budgets.capture(await _shares(order["id"]), year=order["year"], order_id=order["id"], at=now)
+    await ledger.capture(await _shares(order["id"]), year=order["year"], order_id=order["id"], at=now)
     logger.info("order %s paid (%s)", order["id"], order["provider"])
     return True
 

@@ -1,6 +1,6 @@
 """The web pages (zh-CN): thin controllers over the same service functions as the API.
 
-Each page parses its form or query, calls `catalog.service`, `budgets.service`,
+Each page parses its form or query, calls `catalog.service`, the `budgets` modules,
 `shop.service` (orders), `shop.refunds` or `shop.reports`, and renders a template;
 HTMX asks for partials (`_*.html`). Logins are a cookie (`shop_token`, the same JWT
 the API's Bearer header carries); forms carry Litestar's CSRF token. A refusal from a
@@ -22,8 +22,7 @@ from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Redirect, Template
 from litestar.security.jwt import Token
 
-from budgets import service as budgets
-from budgets.service import BudgetError
+from budgets import audit, checks, ledger, members, policy, targets, unions
 from budgets.tables import Member, Union
 from catalog import service as catalog
 from catalog.service import CatalogError
@@ -39,7 +38,7 @@ from shop.web import ui
 
 logger = logging.getLogger("shop.web")
 
-DomainError = (ShopError, CatalogError, BudgetError)
+DomainError = (ShopError, CatalogError)
 PAGE_SIZE = 20
 BASKET_COOKIE = "shop_basket"
 BASKET_MAX_LINES = 50
@@ -175,11 +174,11 @@ def _now(request: Request):
 
 
 def _year(request: Request, value: str | None) -> int:
-    return _int_or_none(value, budgets.YEAR_MIN, budgets.YEAR_MAX) or budgets.budget_year(_now(request))
+    return _int_or_none(value, checks.YEAR_MIN, checks.YEAR_MAX) or ledger.budget_year(_now(request))
 
 
 def _years(request: Request) -> list[int]:
-    current = budgets.budget_year(_now(request))
+    current = ledger.budget_year(_now(request))
     return list(range(current + 1, current - 4, -1))
 
 
@@ -251,7 +250,6 @@ PAGE_EXCEPTION_HANDLERS = {
     400: _bad_request,
     ShopError: _domain,
     CatalogError: _domain,
-    BudgetError: _domain,
     HTTPException: _http,
     Exception: _unexpected,
 }
@@ -498,8 +496,8 @@ class ShopPages(Page):
         products, total = await catalog.list_products(
             status="listed", paired_with=paired or None, limit=12, offset=(number - 1) * 12, **filters
         )
-        year = budgets.budget_year(_now(request))
-        budget = await budgets.branch_budget(user.union_id, year)
+        year = ledger.budget_year(_now(request))
+        budget = await members.branch_budget(user.union_id, year)
         budget["members"] = [m for m in budget["members"] if m["active"]]
         view = await basket_view(basket)
         selected = selected if selected is not None else []
@@ -543,7 +541,7 @@ class ShopPages(Page):
         cookie = basket_cookie(basket)
         if not is_htmx(request):
             return Redirect(path="/shop", status_code=303, cookies=[cookie])
-        year = budgets.budget_year(_now(request))
+        year = ledger.budget_year(_now(request))
         return render(
             request,
             "_basket.html",
@@ -559,8 +557,8 @@ class ShopPages(Page):
         form = await request.form()
         lines = _lines_from_form(form) or read_basket(request)
         view = await basket_view(lines)
-        year = budgets.budget_year(_now(request))
-        budget = await budgets.branch_budget(request.user.union_id, year)
+        year = ledger.budget_year(_now(request))
+        budget = await members.branch_budget(request.user.union_id, year)
         budget["members"] = [m for m in budget["members"] if m["active"]]
         return render(request, "_preview.html", preview=split_preview(view["total_fen"], _selected_members(form), budget))
 
@@ -653,7 +651,7 @@ class OrderPages(Page):
         order = await orders.get_order(order_id, request.user)
         distribution = await reports.order_distribution(order_id)
         refund_rows = await refunds.list_refunds(order_id) if request.user.role in ("admin", "auditor", "buyer") else []
-        branch = await budgets.get_union(order.branch_id)
+        branch = await unions.get_union(order.branch_id)
         return render(
             request,
             "order.html",
@@ -688,7 +686,7 @@ class MemberPages(Page):
         query = request.query_params
         number = _page(query.get("page"))
         q = (query.get("q") or "").strip()[:50] or None
-        items, total = await budgets.list_members(request.user.union_id, q=q, limit=50, offset=(number - 1) * 50)
+        items, total = await members.list_members(request.user.union_id, q=q, limit=50, offset=(number - 1) * 50)
         extra.setdefault("form", {"member_no": "", "name": ""})
         extra.setdefault("imported", None)
         extra.setdefault("import_errors", [])
@@ -704,8 +702,8 @@ class MemberPages(Page):
         member_no = str(form.get("member_no") or "").strip()
         name = str(form.get("name") or "").strip()
         try:
-            await budgets.create_member(request.user.union_id, member_no, name)
-        except BudgetError as exc:
+            await members.create_member(request.user.union_id, member_no, name)
+        except DomainError as exc:
             return await self._members_page(
                 request, status_code=_status_of(exc), error=ui.explain(exc), form={"member_no": member_no, "name": name}
             )
@@ -714,7 +712,7 @@ class MemberPages(Page):
     @post("/members/{member_id:int}/active", status_code=200)
     async def set_active(self, request: Request, member_id: FromPath[int]) -> Response:
         form = await request.form()
-        member = await budgets.update_member(member_id, branch_id=request.user.union_id, active=form.get("active") == "1")
+        member = await members.update_member(member_id, branch_id=request.user.union_id, active=form.get("active") == "1")
         if is_htmx(request):
             return render(request, "_member_row.html", m=member)
         return Redirect(path="/members?ok=saved", status_code=303)
@@ -727,8 +725,8 @@ class MemberPages(Page):
             return await self._members_page(request, status_code=400, error=ui.problem("请选择要导入的 CSV 文件"))
         data = await upload.read()
         try:
-            result = await budgets.import_members(request.user.union_id, data)
-        except BudgetError as exc:
+            result = await members.import_members(request.user.union_id, data)
+        except DomainError as exc:
             errors = [{"line": e.get("line"), "message": ui.translate(e.get("message", ""))} for e in exc.extra.get("errors", [])]
             explained = ui.explain(exc)
             if errors:
@@ -741,13 +739,13 @@ class BudgetPages(Page):
     @get("/budget")
     async def budget(self, request: Request, year: FromQuery[str | None] = None) -> Template:
         chosen = _year(request, year)
-        budget = await budgets.branch_budget(request.user.union_id, chosen)
+        budget = await members.branch_budget(request.user.union_id, chosen)
         totals = {
             "spent_fen": sum(m["spent_fen"] for m in budget["members"]),
             "held_fen": sum(m["held_fen"] for m in budget["members"]),
             "remaining_fen": sum(m["remaining_fen"] for m in budget["members"]),
         }
-        branch = await budgets.get_union(request.user.union_id)
+        branch = await unions.get_union(request.user.union_id)
         return render(request, "budget.html", budget=budget, totals=totals, years=_years(request), year=chosen, branch=branch)
 
 
@@ -983,8 +981,8 @@ class AdminPages(Page):
         return await self._policy_page(request)
 
     async def _policy_page(self, request: Request, status_code: int = 200, error: Any = None, form: dict | None = None) -> Template:
-        current = budgets.budget_year(_now(request))
-        policies = [await budgets.get_policy(y) for y in range(current + 1, current - 3, -1)]
+        current = ledger.budget_year(_now(request))
+        policies = [await policy.get_policy(y) for y in range(current + 1, current - 3, -1)]
         return render(
             request,
             "admin_policy.html",
@@ -993,28 +991,28 @@ class AdminPages(Page):
             current=current,
             error=error,
             form=form or {"year": str(current), "cap": ""},
-            default_cap=budgets.DEFAULT_CAP_FEN,
+            default_cap=ledger.DEFAULT_CAP_FEN,
         )
 
     @post("/admin/policy", status_code=200)
     async def set_policy(self, request: Request) -> Response:
         form = await request.form()
         shown = {"year": str(form.get("year") or ""), "cap": str(form.get("cap") or "")}
-        year = _int_or_none(shown["year"], budgets.YEAR_MIN, budgets.YEAR_MAX)
+        year = _int_or_none(shown["year"], checks.YEAR_MIN, checks.YEAR_MAX)
         cap = ui.parse_yuan(shown["cap"])
         if year is None or cap is None:
             error = ui.problem("请填写年度和每人每年的额度（元）")
             return await self._policy_page(request, status_code=400, error=error, form=shown)
         try:
-            await budgets.set_cap(year, cap)
-        except BudgetError as exc:
+            await policy.set_cap(year, cap)
+        except DomainError as exc:
             return await self._policy_page(request, status_code=_status_of(exc), error=ui.explain(exc), form=shown)
         return Redirect(path="/admin/policy?ok=cap", status_code=303)
 
     @get("/admin/targets")
     async def targets(self, request: Request, year: FromQuery[str | None] = None) -> Template:
         chosen = _year(request, year)
-        rows = _flatten(await budgets.targets_report(None, chosen))
+        rows = _flatten(await targets.targets_report(None, chosen))
         return render(request, "admin_targets.html", rows=rows, year=chosen, years=_years(request))
 
     @post("/admin/targets/{union_id:int}/{year:int}", status_code=200)
@@ -1026,17 +1024,17 @@ class AdminPages(Page):
             error = ui.problem("请填写目标金额（元）")
         else:
             try:
-                await budgets.set_target(union_id, year, target)
-            except BudgetError as exc:
+                await targets.set_target(union_id, year, target)
+            except DomainError as exc:
                 error = ui.explain(exc)
         if not is_htmx(request):
             if error:
                 return _error_page(request, _status_of_error(error), error["title"], error["details"])
             return Redirect(path=f"/admin/targets?year={year}", status_code=303)
-        rows = {r["union_id"]: r for r in _flatten(await budgets.targets_report(None, year))}
+        rows = {r["union_id"]: r for r in _flatten(await targets.targets_report(None, year))}
         row = rows.get(union_id)
         if row is None:
-            raise BudgetError("not_found", f"union {union_id} does not exist")
+            raise ShopError("not_found", f"union {union_id} does not exist")
         return render(request, "_target_row.html", r=row, year=year, error=error, saved=error is None)
 
 
@@ -1074,12 +1072,12 @@ class ReportPages(Page):
     async def targets(self, request: Request, year: FromQuery[str | None] = None, union_id: FromQuery[str | None] = None) -> Template:
         chosen = _year(request, year)
         root = await scope_union.scope_root(request.user, _int_or_none(union_id))
-        tree = await budgets.targets_report(root, chosen)
+        tree = await targets.targets_report(root, chosen)
         rows = _flatten(tree)
-        root_union = await budgets.get_union(root) if root is not None else None
+        root_union = await unions.get_union(root) if root is not None else None
         parent_link = None
         if root_union and root_union["parent_id"] and (
-            request.user.role == "admin" or await budgets.is_in_subtree(root_union["parent_id"], request.user.union_id)
+            request.user.role == "admin" or await unions.is_in_subtree(root_union["parent_id"], request.user.union_id)
         ):
             parent_link = root_union["parent_id"]
         export = urlencode({k: v for k, v in {"year": chosen, "union_id": root}.items() if v is not None})
@@ -1090,7 +1088,7 @@ class ReportPages(Page):
             chart=_chart(tree),
             year=chosen,
             years=_years(request),
-            cap_fen=await budgets.cap_for_year(chosen),
+            cap_fen=await ledger.cap_for_year(chosen),
             root_union=root_union,
             parent_link=parent_link,
             export=export,
@@ -1105,7 +1103,7 @@ class ReportPages(Page):
         ratio = min_ratio if min_ratio in ratios else "0.9"
         number = _page(page)
         root = await scope_union.scope_root(request.user, None)
-        items, total = await budgets.audit_members(root, chosen, float(ratio), PAGE_SIZE, (number - 1) * PAGE_SIZE)
+        items, total = await audit.audit_members(root, chosen, float(ratio), PAGE_SIZE, (number - 1) * PAGE_SIZE)
         export = urlencode({"year": chosen, "min_ratio": ratio})
         return render(
             request,
@@ -1133,11 +1131,11 @@ class ReportPages(Page):
             "member_id": _int_or_none(member_id),
             "order_id": _int_or_none(order_id),
             "kind": kind if kind in ui.LEDGER_KINDS else None,
-            "year": _int_or_none(year, budgets.YEAR_MIN, budgets.YEAR_MAX),
+            "year": _int_or_none(year, checks.YEAR_MIN, checks.YEAR_MAX),
         }
         number = _page(page)
         root = await scope_union.scope_root(request.user, None)
-        items, total = await budgets.ledger_page(root, limit=50, offset=(number - 1) * 50, **filters)
+        items, total = await audit.ledger_page(root, limit=50, offset=(number - 1) * 50, **filters)
         ids = sorted({e["member_id"] for e in items})
         members = (
             {m["id"]: m for m in await Member.select(Member.id, Member.member_no, Member.name).where(Member.id.is_in(ids))} if ids else {}
@@ -1157,9 +1155,9 @@ class ReportPages(Page):
 
     @get("/audit/ledger/verify")
     async def verify(self, request: Request, year: FromQuery[str | None] = None) -> Template:
-        chosen = _int_or_none(year, budgets.YEAR_MIN, budgets.YEAR_MAX)
+        chosen = _int_or_none(year, checks.YEAR_MIN, checks.YEAR_MAX)
         root = await scope_union.scope_root(request.user, None)
-        result = await budgets.verify_scope(root, chosen)
+        result = await audit.verify_scope(root, chosen)
         template = "_verify.html" if is_htmx(request) else "verify.html"
         return render(request, template, result=result, year=chosen)
 
