@@ -30,14 +30,13 @@ from budgets.schemas import (
     UnionOut,
 )
 from common.errors import DomainError
+from common.pagination import PAGINATION, Paging
 
 _ID_MAX = 2**31 - 1
 PathId = Annotated[int, PathParameter(ge=1, le=_ID_MAX)]
 PathYear = Annotated[int, PathParameter(ge=YEAR_MIN, le=YEAR_MAX)]
 QueryYear = Annotated[int | None, QueryParameter(ge=YEAR_MIN, le=YEAR_MAX)]
 QueryId = Annotated[int | None, QueryParameter(ge=1, le=_ID_MAX)]
-Limit = Annotated[int, QueryParameter(ge=1, le=200)]
-Offset = Annotated[int, QueryParameter(ge=0, le=_ID_MAX)]
 
 CSV_MEDIA_TYPES = ("text/csv", "application/csv")
 IMPORT_MAX_BYTES = 8 * 1024 * 1024  # 20 000 rows of the longest member_no and name fit
@@ -75,6 +74,7 @@ def _branch_of(request: Request) -> int:
 
 class AdminUnionController(Controller):
     path = "/api/admin/unions"
+    dependencies = PAGINATION
 
     @post("/")
     async def create(self, data: JSONBody[UnionIn]) -> UnionOut:
@@ -83,12 +83,11 @@ class AdminUnionController(Controller):
     @get("/")
     async def index(
         self,
+        page: Paging,
         parent_id: QueryId = None,
         level: Annotated[LevelName | None, QueryParameter()] = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
     ) -> UnionList:
-        items, total = await unions.list_unions(parent_id=parent_id, level=level, limit=limit, offset=offset)
+        items, total = await unions.list_unions(parent_id=parent_id, level=level, limit=page.limit, offset=page.offset)
         return UnionList(items=[_union_out(u) for u in items], total=total)
 
 
@@ -160,17 +159,17 @@ class UnionBudgetController(Controller):
 
 class BranchMemberController(Controller):
     path = "/api/branch/members"
+    dependencies = PAGINATION
 
     @get("/")
     async def index(
         self,
         request: Request,
+        page: Paging,
         active: Annotated[bool | None, QueryParameter()] = None,
         q: Annotated[str | None, QueryParameter(max_length=50)] = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
     ) -> MemberList:
-        items, total = await members.list_members(_branch_of(request), active=active, q=q, limit=limit, offset=offset)
+        items, total = await members.list_members(_branch_of(request), active=active, q=q, limit=page.limit, offset=page.offset)
         return MemberList(items=[_member_out(m) for m in items], total=total)
 
     @post("/")
