@@ -1,18 +1,20 @@
 """HTTP for the budgets package: the union tree, the cap policy, targets, a branch's
-members and budget. Thin: parse, authorise, call `budgets.service`, shape the answer."""
+members and budget. Thin: parse, authorise, call one domain function, shape the answer."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, patch, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from budgets import service
+from budgets import ledger, members, policy, targets, unions
+from budgets.checks import YEAR_MAX, YEAR_MIN
 from budgets.schemas import (
     UNSET,
     BudgetOut,
     ImportOut,
+    LevelName,
     MemberBudgetOut,
     MemberIn,
     MemberList,
@@ -27,15 +29,14 @@ from budgets.schemas import (
     UnionList,
     UnionOut,
 )
-from budgets.service import YEAR_MAX, YEAR_MIN, BudgetError
+from common.errors import DomainError
+from common.pagination import PAGINATION, Paging
 
 _ID_MAX = 2**31 - 1
 PathId = Annotated[int, PathParameter(ge=1, le=_ID_MAX)]
 PathYear = Annotated[int, PathParameter(ge=YEAR_MIN, le=YEAR_MAX)]
 QueryYear = Annotated[int | None, QueryParameter(ge=YEAR_MIN, le=YEAR_MAX)]
 QueryId = Annotated[int | None, QueryParameter(ge=1, le=_ID_MAX)]
-Limit = Annotated[int, QueryParameter(ge=1, le=200)]
-Offset = Annotated[int, QueryParameter(ge=0, le=_ID_MAX)]
 
 CSV_MEDIA_TYPES = ("text/csv", "application/csv")
 IMPORT_MAX_BYTES = 8 * 1024 * 1024  # 20 000 rows of the longest member_no and name fit
@@ -64,7 +65,7 @@ def _branch_of(request: Request) -> int:
     """The buyer's branch."""
     union_id = getattr(request.user, "union_id", None)
     if union_id is None:
-        raise BudgetError("forbidden", "this account is not attached to a branch")
+        raise DomainError("forbidden", "this account is not attached to a branch")
     return union_id
 
 
@@ -73,20 +74,20 @@ def _branch_of(request: Request) -> int:
 
 class AdminUnionController(Controller):
     path = "/api/admin/unions"
+    dependencies = PAGINATION
 
     @post("/")
     async def create(self, data: JSONBody[UnionIn]) -> UnionOut:
-        return _union_out(await service.create_union(data.code, data.name, data.level, data.parent_code))
+        return _union_out(await unions.create_union(data.code, data.name, data.level, data.parent_code))
 
     @get("/")
     async def index(
         self,
+        page: Paging,
         parent_id: QueryId = None,
-        level: Annotated[Literal["federation", "district", "branch"] | None, QueryParameter()] = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
+        level: Annotated[LevelName | None, QueryParameter()] = None,
     ) -> UnionList:
-        items, total = await service.list_unions(parent_id=parent_id, level=level, limit=limit, offset=offset)
+        items, total = await unions.list_unions(parent_id=parent_id, level=level, limit=page.limit, offset=page.offset)
         return UnionList(items=[_union_out(u) for u in items], total=total)
 
 
@@ -95,12 +96,12 @@ class AdminPolicyController(Controller):
 
     @put("/{year:int}")
     async def set_cap(self, year: PathYear, data: JSONBody[PolicyIn]) -> PolicyOut:
-        return PolicyOut(**await service.set_cap(year, data.cap_fen))
+        return PolicyOut(**await policy.set_cap(year, data.cap_fen))
 
     @get("/{year:int}")
     async def get_cap(self, year: PathYear) -> PolicyOut:
-        policy = await service.get_policy(year)
-        return PolicyOut(year=policy["year"], cap_fen=policy["cap_fen"])
+        cap = await policy.get_policy(year)
+        return PolicyOut(year=cap["year"], cap_fen=cap["cap_fen"])
 
 
 class AdminTargetController(Controller):
@@ -108,13 +109,13 @@ class AdminTargetController(Controller):
 
     @put("/{union_id:int}/{year:int}")
     async def set_target(self, union_id: PathId, year: PathYear, data: JSONBody[TargetIn]) -> TargetOut:
-        return TargetOut(**await service.set_target(union_id, year, data.target_fen))
+        return TargetOut(**await targets.set_target(union_id, year, data.target_fen))
 
     @get("/{union_id:int}/{year:int}")
     async def get_target(self, union_id: PathId, year: PathYear) -> TargetOut:
-        if await service.get_union(union_id) is None:
-            raise BudgetError("not_found", f"union {union_id} does not exist")
-        return TargetOut(union_id=union_id, year=year, target_fen=await service.target_for(union_id, year))
+        if await unions.get_union(union_id) is None:
+            raise DomainError("not_found", f"union {union_id} does not exist")
+        return TargetOut(union_id=union_id, year=year, target_fen=await targets.target_for(union_id, year))
 
 
 # --- any role: a union and its children ----------------------------------------
@@ -125,7 +126,7 @@ class UnionController(Controller):
 
     @get("/{union_id:int}")
     async def detail(self, union_id: PathId) -> UnionDetail:
-        union = await service.union_detail(union_id)
+        union = await unions.union_detail(union_id)
         return UnionDetail(
             id=union["id"],
             code=union["code"],
@@ -146,11 +147,11 @@ class UnionBudgetController(Controller):
     async def budget(self, request: Request, union_id: PathId, year: QueryYear = None) -> BudgetOut:
         user = request.user
         if user.role == "auditor":
-            if user.union_id is None or not await service.is_in_subtree(union_id, user.union_id):
-                raise BudgetError("forbidden", f"union {union_id} is outside your part of the union tree")
+            if user.union_id is None or not await unions.is_in_subtree(union_id, user.union_id):
+                raise DomainError("forbidden", f"union {union_id} is outside your part of the union tree")
         elif user.role != "admin" and union_id != getattr(user, "union_id", None):
-            raise BudgetError("forbidden", "a buyer sees its own branch's budget only")
-        return _budget_out(await service.branch_budget(union_id, year or service.current_year()))
+            raise DomainError("forbidden", "a buyer sees its own branch's budget only")
+        return _budget_out(await members.branch_budget(union_id, year or ledger.current_year()))
 
 
 # --- buyer: the branch's members and budget ---------------------------------------
@@ -158,26 +159,26 @@ class UnionBudgetController(Controller):
 
 class BranchMemberController(Controller):
     path = "/api/branch/members"
+    dependencies = PAGINATION
 
     @get("/")
     async def index(
         self,
         request: Request,
+        page: Paging,
         active: Annotated[bool | None, QueryParameter()] = None,
         q: Annotated[str | None, QueryParameter(max_length=50)] = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
     ) -> MemberList:
-        items, total = await service.list_members(_branch_of(request), active=active, q=q, limit=limit, offset=offset)
+        items, total = await members.list_members(_branch_of(request), active=active, q=q, limit=page.limit, offset=page.offset)
         return MemberList(items=[_member_out(m) for m in items], total=total)
 
     @post("/")
     async def create(self, request: Request, data: JSONBody[MemberIn]) -> MemberOut:
-        return _member_out(await service.create_member(_branch_of(request), data.member_no, data.name))
+        return _member_out(await members.create_member(_branch_of(request), data.member_no, data.name))
 
     @patch("/{member_id:int}")
     async def update(self, request: Request, member_id: PathId, data: JSONBody[MemberPatch]) -> MemberOut:
-        member = await service.update_member(
+        member = await members.update_member(
             member_id,
             branch_id=_branch_of(request),
             name=None if data.name is UNSET else data.name,
@@ -190,15 +191,15 @@ class BranchMemberController(Controller):
         """`text/csv` (or `application/csv`), UTF-8 with or without BOM, columns `member_no,name`."""
         media_type, _, params = request.headers.get("content-type", "").partition(";")
         if media_type.strip().lower() not in CSV_MEDIA_TYPES:
-            raise BudgetError(
+            raise DomainError(
                 "unsupported_media_type",
                 f"send the file as text/csv, not {media_type.strip() or 'nothing'}",
                 accepted=list(CSV_MEDIA_TYPES),
             )
         charset = _charset(params)
         if charset not in (None, "utf-8", "utf8"):
-            raise BudgetError("unsupported_media_type", f"the file must be UTF-8, not {charset}", accepted=list(CSV_MEDIA_TYPES))
-        result = await service.import_members(_branch_of(request), await request.body())
+            raise DomainError("unsupported_media_type", f"the file must be UTF-8, not {charset}", accepted=list(CSV_MEDIA_TYPES))
+        result = await members.import_members(_branch_of(request), await request.body())
         return ImportOut(created=result["created"], updated=result["updated"], unchanged=result["unchanged"], errors=[])
 
 
@@ -215,7 +216,7 @@ class BranchBudgetController(Controller):
 
     @get("/")
     async def budget(self, request: Request, year: QueryYear = None) -> BudgetOut:
-        return _budget_out(await service.branch_budget(_branch_of(request), year or service.current_year()))
+        return _budget_out(await members.branch_budget(_branch_of(request), year or ledger.current_year()))
 
 
 ROUTES: dict[str, list] = {

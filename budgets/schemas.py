@@ -7,11 +7,14 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-# The service checks the same rules again (it is also called by the seeder); these
-# limits make the schema say them and refuse the body before it reaches the service.
+from budgets.states import Level
+
+# The domain modules check the same rules again (the seeder calls them too); these
+# limits make the schema say them and refuse the body before it reaches them.
 UnionCode = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Z0-9-]+$")]
 UnionName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-Level = Literal["federation", "district", "branch"]
+# a Literal of the enum's values: the body decodes to a plain str, OpenAPI lists them inline
+LevelName = Literal[tuple(level.value for level in Level)]  # type: ignore[valid-type]
 MemberNo = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 MemberName = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
 CapFen = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
@@ -28,7 +31,7 @@ class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class UnionIn(Body):
     code: UnionCode
     name: UnionName
-    level: Level
+    level: LevelName
     parent_code: UnionCode | None = None  # none: a top-level federation
 
 

@@ -1,24 +1,26 @@
 """Budget tables: the union tree, members, the cap policy, budgets, the ledger, targets."""
 
+from enum import StrEnum
+
 from piccolo.columns import (
+    BigInt,
     Boolean,
     ForeignKey,
     Integer,
-    BigInt,
     Serial,
     Timestamptz,
     Varchar,
 )
-from piccolo.constraints import Check, Unique
 from piccolo.columns.base import OnDelete
+from piccolo.constraints import Check, Unique
 from piccolo.table import Table
 
+from budgets.states import LedgerKind, Level
 
-def _sql_in(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
-LEVELS = ("federation", "district", "branch")
-LEDGER_KINDS = ("hold", "capture", "release", "refund")
+def _one_of(column: str, states: type[StrEnum]) -> str:
+    """A CHECK condition: `"column" IN ('a', 'b', …)`, the states in their enum's order."""
+    return f'"{column}" IN (' + ", ".join(f"'{state.value}'" for state in states) + ")"
 
 
 class Union(Table, tablename="budget_union"):
@@ -31,7 +33,7 @@ class Union(Table, tablename="budget_union"):
     # Materialised path "/1/7/42/": a subtree is one indexed prefix match.
     path = Varchar(length=255, index=True, default="")
 
-    union_level_known = Check('"level" IN ' + _sql_in(LEVELS))
+    union_level_known = Check(_one_of("level", Level))
 
 
 class Member(Table, tablename="budget_member"):
@@ -79,7 +81,7 @@ class LedgerEntry(Table, tablename="budget_ledger"):
     prev_hash = Varchar(length=64)
     hash = Varchar(length=64)
 
-    ledger_kind_known = Check('"kind" IN ' + _sql_in(LEDGER_KINDS))
+    ledger_kind_known = Check(_one_of("kind", LedgerKind))
     ledger_amount_positive = Check(amount_fen > 0)
 
 

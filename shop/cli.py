@@ -47,12 +47,12 @@ async def _demo() -> list[dict[str, str]]:
 
 
 async def _create_user(args) -> None:
-    from budgets import service as budgets
+    from budgets import unions
     from shop.auth import accounts
 
     union_id = None
     if args.union_code:
-        union = await budgets.union_by_code(args.union_code)
+        union = await unions.union_by_code(args.union_code)
         if union is None:
             raise SystemExit(f"no union with code {args.union_code!r}")
         union_id = union["id"]

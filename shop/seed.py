@@ -7,7 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from budgets import service as budgets
+import budgets.members
+import budgets.targets
+import budgets.unions
 from catalog import service as catalog
 from shop.auth import accounts
 from shop.auth.tables import User
@@ -24,7 +26,7 @@ async def seed() -> dict[str, int]:
     counts: dict[str, int] = {}
     unions: dict[str, int] = {}
     for u in _load("unions.json"):
-        unions[u["code"]] = await budgets.ensure_union(u["code"], u["name"], u["level"], u["parent_code"])
+        unions[u["code"]] = await budgets.unions.ensure_union(u["code"], u["name"], u["level"], u["parent_code"])
     counts["unions"] = len(unions)
     regions = _load("regions.json")
     for r in regions:
@@ -50,11 +52,11 @@ async def seed() -> dict[str, int]:
     counts["products"] = len(products)
     members = _load("members.json")
     for m in members:
-        await budgets.ensure_member(unions[m["union_code"]], m["member_no"], m["name"])
+        await budgets.members.ensure_member(unions[m["union_code"]], m["member_no"], m["name"])
     counts["members"] = len(members)
     targets = _load("targets.json")
     for t in targets:
-        await budgets.ensure_target(t["union_code"], t["year"], t["target_fen"])
+        await budgets.targets.ensure_target(t["union_code"], t["year"], t["target_fen"])
     counts["targets"] = len(targets)
     return counts
 
@@ -65,7 +67,7 @@ async def demo_users() -> list[dict[str, str]]:
     for u in _load("demo_users.json"):
         union_id = supplier_id = None
         if u.get("union_code"):
-            found = await budgets.union_by_code(u["union_code"])
+            found = await budgets.unions.union_by_code(u["union_code"])
             union_id = found["id"] if found else None
         if u.get("supplier"):
             supplier_id = await catalog.ensure_supplier(u["supplier"], [])

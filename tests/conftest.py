@@ -79,8 +79,9 @@ async def clean_db(request):
         return
     app = request.getfixturevalue("app")
     await app.stores.get("login_attempts").delete_all()
-    import piccolo_conf
     from piccolo.conf.apps import Finder
+
+    import piccolo_conf
 
     engine = piccolo_conf.DB
     tables = [t._meta.tablename for t in Finder().get_table_classes()]

@@ -23,7 +23,7 @@ if not os.path.exists(CHROMIUM):
         raise RuntimeError(f"{CHROMIUM} is missing in CI")
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
 
-from budgets import service as budgets  # noqa: E402
+from budgets import ledger, targets  # noqa: E402
 from tests.server import running_server  # noqa: E402
 from tests.world import add_members, add_union, build_world  # noqa: E402
 
@@ -152,13 +152,13 @@ def buyer_flow(page, server, shots, w):
 async def report_world(make_user, admin):
     """Two districts under the federation, each with a branch that has bought something."""
     world = await build_world(make_user, admin, members=5)
-    year = budgets.current_year()
+    year = ledger.current_year()
     yx = await add_union("GZ-YX", "district", world.federation)
     yx_branch = await add_union("GZ-YX-001", "branch", yx)
     yx_members = await add_members(yx_branch, "Y", 4)
     yx_buyer = await make_user("buyer", union_id=yx_branch)
     for union, target in [(world.federation, 200000), (world.district, 40000), (world.branch, 30000), (yx, 50000), (yx_branch, 50000)]:
-        await budgets.set_target(union, year, target)
+        await targets.set_target(union, year, target)
     for buyer, members, quantity, key in [(world.buyer, world.members, 3, "r1"), (yx_buyer, yx_members, 4, "r2")]:
         r = await buyer.post(
             "/api/orders",

@@ -611,7 +611,9 @@ async def test_union_budget_scoping(admin, make_user, buyer, other_buyer, tree):
 
 
 async def test_seed_files_load_and_seeding_twice_creates_nothing(app):
-    from budgets import service
+    import budgets.members
+    import budgets.targets
+    import budgets.unions
 
     unions = json.loads((SEEDS / "unions.json").read_text())
     members = json.loads((SEEDS / "members.json").read_text())
@@ -620,11 +622,11 @@ async def test_seed_files_load_and_seeding_twice_creates_nothing(app):
     async def seed() -> dict[str, int]:
         ids = {}
         for u in unions:
-            ids[u["code"]] = await service.ensure_union(u["code"], u["name"], u["level"], u["parent_code"])
+            ids[u["code"]] = await budgets.unions.ensure_union(u["code"], u["name"], u["level"], u["parent_code"])
         for m in members:
-            await service.ensure_member(ids[m["union_code"]], m["member_no"], m["name"])
+            await budgets.members.ensure_member(ids[m["union_code"]], m["member_no"], m["name"])
         for t in targets:
-            await service.ensure_target(t["union_code"], t["year"], t["target_fen"])
+            await budgets.targets.ensure_target(t["union_code"], t["year"], t["target_fen"])
         return ids
 
     first = await seed()
@@ -638,11 +640,11 @@ async def test_seed_files_load_and_seeding_twice_creates_nothing(app):
         parent_path = rows[row["parent"]]["path"] if row["parent"] else "/"
         assert row["path"] == f"{parent_path}{row['id']}/"
     # subtree helpers
-    gz = await service.union_by_code("GZ")
-    branch = await service.union_by_code(members[0]["union_code"])
-    assert await service.is_in_subtree(branch["id"], gz["id"]) is (branch["code"].startswith("GZ-"))
-    assert await service.is_in_subtree(gz["id"], branch["id"]) is False
-    ids_below_gz = await service.subtree_union_ids(gz["id"])
+    gz = await budgets.unions.union_by_code("GZ")
+    branch = await budgets.unions.union_by_code(members[0]["union_code"])
+    assert await budgets.unions.is_in_subtree(branch["id"], gz["id"]) is (branch["code"].startswith("GZ-"))
+    assert await budgets.unions.is_in_subtree(gz["id"], branch["id"]) is False
+    below_gz = Union.path.like(await budgets.unions.subtree_prefix(gz["id"]) + "%")
     assert {u["code"] for u in unions if u["code"] == "GZ" or u["code"].startswith("GZ-")} == {
-        r["code"] for r in await Union.select(Union.code).where(Union.id.is_in(ids_below_gz))
+        r["code"] for r in await Union.select(Union.code).where(below_gz)
     }

@@ -690,7 +690,12 @@ async def test_seeding_is_idempotent(app, anon):
 
 
 async def test_seeding_validates_like_the_api(app):
-    from catalog.service import CatalogError, ensure_product, ensure_region, ensure_supplier
+    from catalog.service import (
+        CatalogError,
+        ensure_product,
+        ensure_region,
+        ensure_supplier,
+    )
 
     await ensure_region("bijie", "毕节", "贵州", ["GZ"])
     supplier = await ensure_supplier("毕节农业合作社", ["bijie"])

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from budgets import service as budgets
+from budgets import ledger
 from budgets.tables import MemberBudget
 from catalog.tables import Product
 from shop.orders.tables import Order
@@ -37,7 +37,7 @@ async def check_invariants(members: list[int], cap: int = 60000):
     rows = await MemberBudget.select().where(MemberBudget.member.is_in(members))
     for row in rows:
         assert row["held_fen"] + row["spent_fen"] <= cap, row
-    result = await budgets.verify_ledger()
+    result = await ledger.verify_ledger()
     assert result.ok, result.problems
     return {r["member"]: r["held_fen"] for r in rows}
 

@@ -30,7 +30,6 @@ from tests.test_payments import (  # noqa: F401  (fixtures)
     world,
 )
 
-
 # --- 2. a cancelled (or expired) Stripe order cannot be paid any more -------------------
 
 

@@ -13,7 +13,14 @@ from shop.orders.cancellation import expire_due
 from shop.orders.states import OrderAction, OrderStatus
 from shop.orders.tables import Order, OrderEvent
 from tests.conftest import assert_problem
-from tests.test_payments import deliver, place, stripe_on, stripe_order, stripe_stub, world  # noqa: F401  (fixtures)
+from tests.test_payments import (  # noqa: F401  (fixtures)
+    deliver,
+    place,
+    stripe_on,
+    stripe_order,
+    stripe_stub,
+    world,
+)
 
 
 async def events(api, order_id: int) -> list[dict]:

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from budgets import service as budgets
+from budgets import ledger
 from budgets.tables import LedgerEntry, MemberBudget
 from catalog.tables import Product
 from shop.orders.refunds import pro_rata
@@ -67,7 +67,7 @@ async def stock(product_id: int) -> int:
 
 async def budget(member_id: int) -> tuple[int, int]:
     """(held, spent) this year."""
-    year = budgets.budget_year(datetime.now(timezone.utc))
+    year = ledger.budget_year(datetime.now(timezone.utc))
     row = await MemberBudget.select().where((MemberBudget.member == member_id) & (MemberBudget.year == year)).first()
     return (row["held_fen"], row["spent_fen"]) if row else (0, 0)
 
@@ -85,7 +85,7 @@ async def snapshot():
 
 
 async def ledger_ok():
-    result = await budgets.verify_ledger()
+    result = await ledger.verify_ledger()
     assert result.ok, result.problems
     return True
 

@@ -10,7 +10,7 @@ from html import unescape
 import msgspec
 import pytest
 
-from budgets import service as budgets
+from budgets import ledger, policy, targets
 from budgets.tables import LedgerEntry, Member, MemberBudget
 from catalog.tables import Product
 from shop.orders.tables import Allocation, Order
@@ -256,7 +256,7 @@ async def test_placing_an_order_through_the_form(client, world):
 
 
 async def test_an_order_over_the_cap_is_refused_in_chinese_and_changes_nothing(client, world, admin):
-    year = budgets.current_year()
+    year = ledger.current_year()
     assert (await admin.put(f"/api/admin/policy/{year}", json={"cap_fen": 5000})).status_code == 200
     await as_user(client, world.buyer)
     before = await snapshot()
@@ -475,27 +475,27 @@ async def test_admin_refunds_a_late_payment_from_the_list(client, world):
 
 async def test_admin_policy_and_targets(client, world):
     await page_login(client, "admin", "admin-password")
-    year = budgets.current_year()
+    year = ledger.current_year()
     r = await client.get("/admin/policy")
     assert r.status_code == 200 and "¥600.00" in r.text
     r = await post_form(client, "/admin/policy", {"year": str(year), "cap": "500"})
     assert r.status_code == 303
-    assert (await budgets.get_policy(year))["cap_fen"] == 50000
+    assert (await policy.get_policy(year))["cap_fen"] == 50000
     r = await post_form(client, "/admin/policy", {"year": str(year), "cap": "五百"})
     assert r.status_code == 400 and "请填写年度和每人每年的额度" in r.text
     r = await client.get("/admin/targets", params={"year": str(year)})
     assert r.status_code == 200 and "GZ-TH-001工会" in r.text
     r = await post_form(client, f"/admin/targets/{world.district}/{year}", {"target": "12,345.6"}, htmx=True)
     assert r.status_code == 200 and "已保存" in r.text and "¥12,345.60" in r.text
-    assert await budgets.target_for(world.district, year) == 1234560
+    assert await targets.target_for(world.district, year) == 1234560
 
 
 # --- reports and audit -------------------------------------------------------------------------------------
 
 
 async def test_auditor_sees_targets_as_bars_members_and_the_ledger(client, world, admin):
-    year = budgets.current_year()
-    await budgets.set_target(world.district, year, 40000)  # 400 yuan
+    year = ledger.current_year()
+    await targets.set_target(world.district, year, 40000)  # 400 yuan
     order = await hold_for(world.buyer, world.products["tea"], 1, [world.members[0]], "r-1")
     await admin.post(f"/api/admin/orders/{order['id']}/confirm-transfer", json={"reference": order["payment"]["reference"]})
     await as_user(client, world.auditor)

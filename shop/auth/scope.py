@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from budgets import service as budgets
+from budgets import unions
 from budgets.tables import Union
 from common.errors import DomainError
 from shop.auth.accounts import Principal
@@ -37,7 +37,17 @@ async def check_order(principal: Principal, order_id: int) -> None:
         raise DomainError("forbidden", "this order is outside your scope")
 
 
-async def union_root(principal: Principal, union_id: int | None) -> int | None:
-    """The union whose subtree a report covers: the one asked for, if the caller may see
-    it, else the caller's own (None: the whole shop, for an admin who asked for none)."""
-    return await budgets.scope_root(principal, union_id)
+async def scope_root(principal: Principal, union_id: int | None) -> int | None:
+    """The union whose subtree a report or an audit page covers: the caller's own scope,
+    or `union_id` inside it. Admins may name any union (None: the whole shop); auditors
+    and buyers only their subtree (a buyer's is its branch)."""
+    if principal.role == "admin":
+        if union_id is not None and await unions.get_union(union_id) is None:
+            raise DomainError("not_found", f"union {union_id} does not exist")
+        return union_id
+    own = principal.union_id
+    if union_id is None or union_id == own:
+        return own
+    if await unions.get_union(union_id) is None or not await unions.is_in_subtree(union_id, own):
+        raise DomainError("forbidden", f"union {union_id} is outside your scope")
+    return union_id

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from budgets import service as budgets
+from budgets import ledger
 from catalog import service as catalog
 from common.errors import DomainError
 from shop.auth.accounts import Principal
@@ -37,7 +37,7 @@ async def close(order_id: int, action: OrderAction, now: datetime, *, reason: st
         )
         lines = await OrderLine.select(OrderLine.product, OrderLine.quantity).where(OrderLine.order == order_id)
         await catalog.release_stock(sorted((line["product"], line["quantity"]) for line in lines))
-        await budgets.release(await shares_of(order_id), year=order["year"], order_id=order_id, at=now)
+        await ledger.release(await shares_of(order_id), year=order["year"], order_id=order_id, at=now)
     logger.info("order %s %s%s", order_id, action, f" ({reason})" if reason else "")
     return True
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from budgets import service as budgets
+from budgets import ledger
 from budgets.tables import Member
 from catalog import service as catalog
 from common.errors import DomainError, invalid
@@ -104,7 +104,7 @@ async def place_order(
     if existing := await find_by_key(branch_id, key):
         return _replay(existing, digest), False
     member_ids = body.members if body.members is not None else [a.member_id for a in body.allocations or []]
-    year = budgets.budget_year(now)
+    year = ledger.budget_year(now)
     expires_at = now + provider.hold_time()
     try:
         async with Order._meta.db.transaction():
@@ -158,7 +158,7 @@ async def place_order(
                 ]
             )
             await Allocation.insert(*[Allocation(order=order_id, member=m, amount_fen=a) for m, a in shares])
-            await budgets.hold(shares, year=year, order_id=order_id, at=now)
+            await ledger.hold(shares, year=year, order_id=order_id, at=now)
     except Exception as exc:
         if is_unique_violation(exc) and (existing := await find_by_key(branch_id, key)):
             return _replay(existing, digest), False

@@ -12,7 +12,7 @@ Ordering against the provider — reserve, call, apply:
    `order-{id}-refund-{seq}` (Stripe: the Refund API on the PaymentIntent; bank
    transfer: recorded as owed, no call).
 3. One transaction (order row, then budget rows): apply it — line quantities,
-   allocations, budgets.refund (ledger entries), the order's refunded_fen and status —
+   allocations, budgets.ledger.refund (ledger entries), the order's refunded_fen and status —
    and mark the refund `succeeded` (or `owed`).
 
 If the provider refuses (a definite answer: nothing was refunded there), the refund is
@@ -41,12 +41,19 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from budgets import service as budgets
+from budgets import ledger
 from common.errors import DomainError, invalid
 from shop.orders import lifecycle
 from shop.orders.schemas import RefundIn, RefundLineOut, RefundOut, RefundShareOut
 from shop.orders.states import OrderAction, OrderStatus, RefundKind, RefundStatus
-from shop.orders.tables import Allocation, Order, OrderLine, Refund, RefundLine, RefundShare
+from shop.orders.tables import (
+    Allocation,
+    Order,
+    OrderLine,
+    Refund,
+    RefundLine,
+    RefundShare,
+)
 from shop.payments import provider_named
 from shop.payments.provider import PaymentProviderError
 from shop.settings import Settings
@@ -211,7 +218,7 @@ async def _apply(refund_id: int, status: str, reference: str, now: datetime, act
         for a, s in zip(allocations, split):
             if s:
                 await Allocation.update({Allocation.refunded_fen: Allocation.refunded_fen + s}).where(Allocation.id == a["id"])
-        await budgets.refund(shares, year=order["year"], order_id=order["id"], at=now)
+        await ledger.refund(shares, year=order["year"], order_id=order["id"], at=now)
         left = await OrderLine.count().where((OrderLine.order == order["id"]) & (OrderLine.refunded_quantity < OrderLine.quantity))
         await lifecycle.transition(
             order["id"],

@@ -8,7 +8,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from budgets import service as budgets
+from budgets import ledger
 from shop.orders import lifecycle
 from shop.orders.queries import shares_of
 from shop.orders.states import OrderAction
@@ -34,7 +34,7 @@ async def pay(
     await lifecycle.transition(
         order["id"], action, at=now, actor_id=actor_id, detail=detail, values=values, locked=order
     )
-    await budgets.capture(await shares_of(order["id"]), year=order["year"], order_id=order["id"], at=now)
+    await ledger.capture(await shares_of(order["id"]), year=order["year"], order_id=order["id"], at=now)
     logger.info("order %s paid (%s)", order["id"], order["provider"])
 
 

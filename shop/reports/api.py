@@ -2,7 +2,7 @@
 members near their cap, the ledger and its verification — each as JSON, CSV or XLSX,
 always inside the caller's scope (admin: anything; auditor: its subtree; buyer: its branch).
 
-The figures come from budgets/service.py (targets, audit, ledger); the two reports that
+The figures come from budgets/ (targets.py, audit.py, ledger.py); the two reports that
 need orders (regions, distribution lists) are queried here."""
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, get
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from budgets import service as budgets
+from budgets import audit, ledger, targets, unions
 from budgets.tables import Union
 from catalog.tables import Region
+from common.clock import SHANGHAI
+from shop.auth import scope
 from shop.errors import ShopError
 from shop.orders import queries as orders
 from shop.orders.tables import Allocation, OrderLine
@@ -30,7 +32,7 @@ ExportFormat = Annotated[Format, QueryParameter(name="format")]
 
 
 def _year(year: int | None) -> int:
-    return year if year is not None else budgets.current_year()
+    return year if year is not None else ledger.current_year()
 
 
 # --- queries over orders ---------------------------------------------------------------
@@ -42,7 +44,7 @@ async def regions_report(root_id: int | None, year: int) -> list[dict[str, Any]]
 
     The database adds up the lines, per region and branch (an order belongs to one
     branch, so its distinct orders add up across branches); only those sums come back."""
-    prefix = await budgets.subtree_prefix(root_id) if root_id is not None else "/"
+    prefix = await unions.subtree_prefix(root_id) if root_id is not None else "/"
     states = ", ".join(f"'{state}'" for state in SPENT_STATES)
     sums = await OrderLine.raw(
         "SELECT l.region_code AS region, u.path AS path,"
@@ -102,7 +104,7 @@ async def branch_distribution(root_id: int | None, year: int) -> list[dict[str, 
     """Per member: every paid order of the year allocated to them, with amounts."""
     where = (Allocation.order.year == year) & Allocation.order.status.is_in(list(SPENT_STATES))
     if root_id is not None:
-        where &= Allocation.order.branch.path.like(await budgets.subtree_prefix(root_id) + "%")
+        where &= Allocation.order.branch.path.like(await unions.subtree_prefix(root_id) + "%")
     rows = await (
         Allocation.select(
             Allocation.member,
@@ -138,7 +140,7 @@ async def branch_distribution(root_id: int | None, year: int) -> list[dict[str, 
             {
                 "order_id": r["order"],
                 "status": r["order.status"],
-                "paid_at": r["order.paid_at"].astimezone(budgets.SHANGHAI).isoformat() if r["order.paid_at"] else None,
+                "paid_at": r["order.paid_at"].astimezone(SHANGHAI).isoformat() if r["order.paid_at"] else None,
                 "amount_fen": r["amount_fen"],
                 "refunded_fen": r["refunded_fen"],
             }
@@ -175,15 +177,15 @@ class ReportController(Controller):
 
     @get("/targets")
     async def targets(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
-        root = await budgets.scope_root(request.user, union_id)
+        root = await scope.scope_root(request.user, union_id)
         year = _year(year)
-        tree = await budgets.targets_tree(root, year)
-        body = {**tree, "year": year, "cap_fen": await budgets.cap_for_year(year)}
+        tree = await targets.targets_tree(root, year)
+        body = {**tree, "year": year, "cap_fen": await ledger.cap_for_year(year)}
         return respond(fmt, _flatten([tree]), TARGET_COLUMNS, f"消费帮扶目标完成情况-{year}", body, "目标完成情况")
 
     @get("/regions")
     async def regions(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
-        root = await budgets.scope_root(request.user, union_id)
+        root = await scope.scope_root(request.user, union_id)
         year = _year(year)
         items = await regions_report(root, year)
         rows = [
@@ -202,7 +204,7 @@ class ReportController(Controller):
 
     @get("/distribution")
     async def distribution(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
-        root = await budgets.scope_root(request.user, union_id)
+        root = await scope.scope_root(request.user, union_id)
         year = _year(year)
         items = await branch_distribution(root, year)
         rows = [{**m, **o, "member_amount_fen": m["amount_fen"]} for m in items for o in m["orders"]]
@@ -251,11 +253,11 @@ class AuditController(Controller):
         offset: Offset = 0,
         fmt: ExportFormat = "json",
     ) -> Any:
-        root = await budgets.scope_root(request.user, union_id)
+        root = await scope.scope_root(request.user, union_id)
         year = _year(year)
         if fmt != "json":  # an export is the whole list
             limit, offset = 1_000_000, 0
-        items, total = await budgets.audit_members(root, year, min_ratio, limit, offset)
+        items, total = await audit.audit_members(root, year, min_ratio, limit, offset)
         columns = [
             Column("union_code", "基层工会"),
             Column("member_no", "会员编号"),
@@ -281,10 +283,10 @@ class AuditController(Controller):
         offset: Offset = 0,
         fmt: ExportFormat = "json",
     ) -> Any:
-        root = await budgets.scope_root(request.user, union_id)
+        root = await scope.scope_root(request.user, union_id)
         if fmt != "json":
             limit, offset = 1_000_000, 0
-        items, total = await budgets.ledger_page(
+        items, total = await audit.ledger_page(
             root, member_id=member_id, order_id=order_id, year=year, kind=kind, limit=limit, offset=offset
         )
         columns = [
@@ -301,8 +303,8 @@ class AuditController(Controller):
 
     @get("/ledger/verify")
     async def verify(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
-        root = await budgets.scope_root(request.user, union_id)
-        result = await budgets.verify_scope(root, year)
+        root = await scope.scope_root(request.user, union_id)
+        result = await audit.verify_scope(root, year)
         body = {"ok": result.ok, "entries": result.entries, "member_years": result.member_years, "problems": result.problems}
         columns = [
             Column("member_id", "会员ID", "int"),

@@ -12,7 +12,7 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.response import Redirect, Template
 
-from budgets import service as budgets
+from budgets import checks, ledger
 from common.errors import DomainError
 from shop.auth.accounts import Principal
 from shop.auth.tokens import principal_of
@@ -137,11 +137,11 @@ def clock(request: Request):
 
 
 def year_of(request: Request, value: str | None) -> int:
-    return int_or_none(value, budgets.YEAR_MIN, budgets.YEAR_MAX) or budgets.budget_year(clock(request))
+    return int_or_none(value, checks.YEAR_MIN, checks.YEAR_MAX) or ledger.budget_year(clock(request))
 
 
 def years_for(request: Request) -> list[int]:
-    current = budgets.budget_year(clock(request))
+    current = ledger.budget_year(clock(request))
     return list(range(current + 1, current - 4, -1))
 
 

@@ -6,7 +6,7 @@
         /work/venv/bin/python -m tests.perf.bench_reports [--small 100000] [--large 1000000] [--runs 7]
 
 The database named in the URL is dropped and made anew (tests/perf/province.py writes it).
-At each size: `budgets.service.targets_report(None, year)` in this process, the same report
+At each size: `budgets.targets.targets_report(None, year)` in this process, the same report
 over HTTP from the real server (`GET /api/reports/targets?year=`, an admin), EXPLAIN ANALYZE
 of each query the report runs, and `verify_ledger()` in a fresh process (time, peak RSS
 growth, tracemalloc peak). Prints a table with the machine's load; asserts nothing.
@@ -84,14 +84,14 @@ def timings(values: list[float]) -> dict:
 
 
 async def time_report_in_process(year: int, runs: int) -> dict:
-    from budgets import service as budgets
+    from budgets import targets
 
-    await budgets.targets_report(None, year)  # warm: plans, caches
+    await targets.targets_report(None, year)  # warm: plans, caches
     values = []
     load_before = load()
     for _ in range(runs):
         t = time.perf_counter()
-        tree = await budgets.targets_report(None, year)
+        tree = await targets.targets_report(None, year)
         values.append(time.perf_counter() - t)
     nodes = 0
     stack = list(tree)
@@ -106,7 +106,7 @@ async def time_report_in_process(year: int, runs: int) -> dict:
 async def explain_report(conn: asyncpg.Connection, year: int) -> list[dict]:
     """The SQL targets_report runs (caught from Piccolo's query log), each EXPLAIN ANALYZEd."""
     import piccolo_conf
-    from budgets import service as budgets
+    from budgets import targets
 
     engine = piccolo_conf.DB
     caught: list[str] = []
@@ -115,7 +115,7 @@ async def explain_report(conn: asyncpg.Connection, year: int) -> list[dict]:
     cls.print_query = lambda self, query_id, query: caught.append(query)
     engine.log_queries = True
     try:
-        await budgets.targets_report(None, year)
+        await targets.targets_report(None, year)
     finally:
         engine.log_queries = False
         cls.print_query = original
@@ -172,22 +172,22 @@ async def verify_child_main() -> None:
     import tracemalloc
 
     import piccolo_conf
-    from budgets import service as budgets
+    from budgets import ledger, policy
     from shop.db import connection_pool
 
     async with connection_pool(piccolo_conf.DB, 1, 2):
-        await budgets.get_policy(2026)  # pool and imports warm
+        await policy.get_policy(2026)  # pool and imports warm
         base_rss = rss_mb()
         reset_peak_rss()
         load_before = load()
         t = time.perf_counter()
-        result = await budgets.verify_ledger()
+        result = await ledger.verify_ledger()
         seconds = time.perf_counter() - t
         peak_rss = rss_mb("VmHWM")
         load_after = load()
         tracemalloc.start()
         t = time.perf_counter()
-        traced = await budgets.verify_ledger()
+        traced = await ledger.verify_ledger()
         traced_seconds = time.perf_counter() - t
         _, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -267,7 +267,7 @@ async def last_value(conn: asyncpg.Connection, table: str, column: str) -> int:
 async def check_child_main(entries: int, year: int) -> None:
     """Generate a dense ledger (10 branches, 1,000 members, a whole year: some members run
     into the cap), keep the generator's budget rows, then empty the three budget tables and make the
-    same calls through budgets.service: ledger, budget rows and totals must be identical,
+    same calls through budgets.ledger: ledger, budget rows and totals must be identical,
     ids and sequence values included."""
     await recreate_database()
     import piccolo_conf
@@ -350,12 +350,12 @@ async def main() -> None:
     began = time.perf_counter()
     await recreate_database()
     import piccolo_conf
-    from budgets import service as budgets
+    from budgets import ledger
     from shop.auth import accounts as auth
     from shop.db import connection_pool, migrate
     from tests.perf.province import Province
 
-    year = args.year or budgets.current_year()
+    year = args.year or ledger.current_year()
     check = None
     if args.check:
         check = check_in_child(args.check, year)
@@ -422,7 +422,7 @@ def report(steps: dict, year: int, args, tree: dict, total_s: float, check: dict
         print(f"{name:44} {a:>22} {b:>22}")
     if check:
         rows_note = ", ".join(f"{t}: {v['rows']:,} rows {'identical' if v['identical'] else 'DIFFERENT'}" for t, v in check["tables"].items())
-        print(f"\ngenerator = budgets.service on the same calls: {check['identical']} ({check['service_calls']:,} calls, "
+        print(f"\ngenerator = budgets.ledger on the same calls: {check['identical']} ({check['service_calls']:,} calls, "
               f"{check['cap_exceeded_retries']} refused with cap_exceeded, max held+spent {check['max_used_fen']:,}; {rows_note})")
     for label, step in (("small", small), ("large", large)):
         print(f"\nreport queries @ {step['grown']['entries']:,} entries (EXPLAIN ANALYZE):")

@@ -12,9 +12,9 @@ budget year): a branch buyer orders a product for 1 to 100 of its members (split
 real shop answers `cap_exceeded` and the buyer retries without them); the hold is placed;
 later the order is paid (capture), cancelled or expired (release), and some paid orders are
 refunded in part or whole (`shop.refunds.pro_rata` over the allocations). Every budget change
-is appended exactly as `budgets.service._append` does: in ascending member id within a
+is appended exactly as `budgets.ledger._append` does: in ascending member id within a
 transaction, all with that transaction's `at`, chained per member-year with
-`budgets.service.entry_hash` from `GENESIS_HASH`. The budget rows (held, spent, entries,
+`budgets.ledger.entry_hash` from `GENESIS_HASH`. The budget rows (held, spent, entries,
 last_hash) and the per-branch-year totals (spent, orders) are the ones `hold`, `capture`,
 `release` and `refund` would have kept; the orders, their lines, allocations and refunds are
 written as well, so order_id in the ledger points at a real order.
@@ -25,7 +25,7 @@ that changed. Ids are assigned here as PostgreSQL would have: an `INSERT … ON 
 NOTHING` (budget rows, totals) and a rolled-back order (refused with cap_exceeded) take their
 sequence values too; the sequences are set where the service would have left them.
 `journal` records every budget call, and `replay_through_service` makes the same calls through
-budgets.service, so that the two can be compared row for row (bench_reports does, on a
+budgets.ledger, so that the two can be compared row for row (bench_reports does, on a
 small dense ledger). The timeline runs from 2 January to the day before today (or 20
 December), so that nothing is dated in the future; on a given day the output is the same
 (seeded).
@@ -44,7 +44,8 @@ from typing import Any
 
 import asyncpg
 
-from budgets.service import DEFAULT_CAP_FEN, GENESIS_HASH, MOVES, SHANGHAI, entry_hash
+from budgets.ledger import DEFAULT_CAP_FEN, GENESIS_HASH, MOVES, entry_hash
+from common.clock import SHANGHAI
 
 CITIES = [
     ("GZ", "广州"), ("SZ", "深圳"), ("ZH", "珠海"), ("ST", "汕头"), ("FS", "佛山"),
@@ -289,7 +290,7 @@ class Province:
         return value
 
     def _append(self, kind: str, shares: list[tuple[int, int]], order_id: int, at_us: int, out: list) -> None:
-        """budgets.service._append: ascending member id, one `at` for the transaction."""
+        """budgets.ledger._append: ascending member id, one `at` for the transaction."""
         if self.journal is not None:
             self.journal.append((kind, list(shares), order_id, at_us))
         held_sign, spent_sign = MOVES[kind]
@@ -316,7 +317,7 @@ class Province:
             self.counters.kinds[kind] += 1
 
     def _to_totals(self, shares: list[tuple[int, int]], sign: int, count_order: bool) -> None:
-        """budgets.service._add_to_totals: the row is made on the branch's first capture."""
+        """budgets.ledger._add_to_totals: the row is made on the branch's first capture."""
         per_union: dict[int, int] = {}
         for m, a in shares:
             u = self.member_union[m]
@@ -397,8 +398,8 @@ class Province:
         self.orders[oid] = order
         self.dirty_orders.add(oid)
         self.counters.orders += 1
-        # budgets.hold: budget rows made in ascending member id, then the entries
-        for m in sorted(members):  # budgets._lock_budgets(create=True): one insert attempt each
+        # budgets.ledger.hold: budget rows made in ascending member id, then the entries
+        for m in sorted(members):  # budgets.ledger._lock_budgets(create=True): one insert attempt each
             value = self._nextval("budget")
             if not self.budget_id[m]:
                 self.budget_id[m] = value
@@ -588,16 +589,17 @@ async def _upsert(conn: asyncpg.Connection, table: str, columns: list[str], reco
 
 
 async def replay_through_service(journal: list[tuple], year: int) -> int:
-    """Make the same budget calls through budgets.service (hold, capture, release, refund;
+    """Make the same budget calls through budgets.ledger (hold, capture, release, refund;
     a refused hold must be refused with cap_exceeded). Returns the number of calls."""
-    from budgets import service
+    from budgets import ledger
+    from common.errors import DomainError
 
-    calls = {"hold": service.hold, "capture": service.capture, "release": service.release, "refund": service.refund}
+    calls = {"hold": ledger.hold, "capture": ledger.capture, "release": ledger.release, "refund": ledger.refund}
     for kind, shares, order_id, at_us in journal:
         if kind == "refused":
             try:
-                await service.hold(shares, year=year, order_id=order_id, at=_dt(at_us))
-            except service.BudgetError as exc:
+                await ledger.hold(shares, year=year, order_id=order_id, at=_dt(at_us))
+            except DomainError as exc:
                 if exc.code != "cap_exceeded":
                     raise
             else:

@@ -9,7 +9,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from budgets import service as budgets
+from budgets import checks, ledger, policy, targets, unions
 from catalog import service as catalog
 from common.errors import DomainError
 from shop.auth.accounts import Principal
@@ -20,7 +20,6 @@ from shop.orders.states import OrderStatus
 from shop.payments import transfer
 from shop.web import ui
 from shop.web.forms import int_or_none, page_number
-from shop.web.pages.orders import union_names
 from shop.web.render import (
     PAGE_SIZE,
     Page,
@@ -90,7 +89,7 @@ class AdminPages(Page):
     async def admin_orders(self, request: Request) -> Template:
         pending, pending_total = await _pending_transfers(request.user)
         late, late_total = await queries.list_needs_refund(limit=200, offset=0)
-        branches = await union_names({o.branch_id for o in pending + late})
+        branches = await unions.names_by_id({o.branch_id for o in pending + late})
         return render(
             request, "admin_orders.html", pending=pending, pending_total=pending_total, late=late, late_total=late_total, branches=branches
         )
@@ -134,8 +133,8 @@ class AdminPages(Page):
         return await self._policy_page(request)
 
     async def _policy_page(self, request: Request, status_code: int = 200, error: Any = None, form: dict | None = None) -> Template:
-        current = budgets.budget_year(clock(request))
-        policies = [await budgets.get_policy(y) for y in range(current + 1, current - 3, -1)]
+        current = ledger.budget_year(clock(request))
+        policies = [await policy.get_policy(y) for y in range(current + 1, current - 3, -1)]
         return render(
             request,
             "admin_policy.html",
@@ -144,20 +143,20 @@ class AdminPages(Page):
             current=current,
             error=error,
             form=form or {"year": str(current), "cap": ""},
-            default_cap=budgets.DEFAULT_CAP_FEN,
+            default_cap=ledger.DEFAULT_CAP_FEN,
         )
 
     @post("/admin/policy", status_code=200)
     async def set_policy(self, request: Request) -> Response:
         form = await request.form()
         shown = {"year": str(form.get("year") or ""), "cap": str(form.get("cap") or "")}
-        year = int_or_none(shown["year"], budgets.YEAR_MIN, budgets.YEAR_MAX)
+        year = int_or_none(shown["year"], checks.YEAR_MIN, checks.YEAR_MAX)
         cap = ui.parse_yuan(shown["cap"])
         if year is None or cap is None:
             error = ui.problem("请填写年度和每人每年的额度（元）")
             return await self._policy_page(request, status_code=400, error=error, form=shown)
         try:
-            await budgets.set_cap(year, cap)
+            await policy.set_cap(year, cap)
         except DomainError as exc:
             return await self._policy_page(request, status_code=status_of(exc), error=ui.explain(exc), form=shown)
         return Redirect(path="/admin/policy?ok=cap", status_code=303)
@@ -165,7 +164,7 @@ class AdminPages(Page):
     @get("/admin/targets")
     async def targets(self, request: Request, year: FromQuery[str | None] = None) -> Template:
         chosen = year_of(request, year)
-        rows = _flatten(await budgets.targets_report(None, chosen))
+        rows = _flatten(await targets.targets_report(None, chosen))
         return render(request, "admin_targets.html", rows=rows, year=chosen, years=years_for(request))
 
     @post("/admin/targets/{union_id:int}/{year:int}", status_code=200)
@@ -177,14 +176,14 @@ class AdminPages(Page):
             error = ui.problem("请填写目标金额（元）")
         else:
             try:
-                await budgets.set_target(union_id, year, target)
+                await targets.set_target(union_id, year, target)
             except DomainError as exc:
                 error = ui.explain(exc)
         if not is_htmx(request):
             if error:
                 return error_page(request, status_of_error(error), error["title"], error["details"])
             return Redirect(path=f"/admin/targets?year={year}", status_code=303)
-        rows = {r["union_id"]: r for r in _flatten(await budgets.targets_report(None, year))}
+        rows = {r["union_id"]: r for r in _flatten(await targets.targets_report(None, year))}
         row = rows.get(union_id)
         if row is None:
             raise DomainError("not_found", f"union {union_id} does not exist")

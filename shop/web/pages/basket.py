@@ -10,8 +10,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.response import Redirect, Template
 
-from budgets import service as budgets
-from budgets.tables import Union
+from budgets import ledger, members, unions
 from catalog import service as catalog
 from common.errors import DomainError
 from shop.orders.placement import checkout, split_evenly
@@ -75,16 +74,6 @@ def split_preview(total_fen: int, selected: list[int], budget: dict[str, Any]) -
     }
 
 
-async def _paired_codes(union_id: int) -> list[str]:
-    """The codes of the buyer's branch and every union above it: regions paired with any
-    of them are the branch's 对口地区."""
-    row = await Union.select(Union.path).where(Union.id == union_id).first()
-    ids = [int(p) for p in (row["path"] if row else "").strip("/").split("/") if p]
-    if not ids:
-        return []
-    return [u["code"] for u in await Union.select(Union.code).where(Union.id.is_in(ids))]
-
-
 class ShopPages(Page):
     """基层工会采购员: the catalog with a basket, and the order form."""
 
@@ -93,13 +82,13 @@ class ShopPages(Page):
         query = request.query_params
         filters = catalog_filters(query.get("region"), query.get("category"), query.get("q"))
         show_all = query.get("all") == "1"
-        paired = None if show_all else await _paired_codes(user.union_id)
+        paired = None if show_all else await unions.lineage_codes(user.union_id)
         number = page_number(query.get("page"))
         products, total = await catalog.list_products(
             status="listed", paired_with=paired or None, limit=12, offset=(number - 1) * 12, **filters
         )
-        year = budgets.budget_year(clock(request))
-        budget = await budgets.branch_budget(user.union_id, year)
+        year = ledger.budget_year(clock(request))
+        budget = await members.branch_budget(user.union_id, year)
         budget["members"] = [m for m in budget["members"] if m["active"]]
         view = await basket_view(basket)
         selected = selected if selected is not None else []
@@ -143,7 +132,7 @@ class ShopPages(Page):
         cookie = basket_cookie(basket)
         if not is_htmx(request):
             return Redirect(path="/shop", status_code=303, cookies=[cookie])
-        year = budgets.budget_year(clock(request))
+        year = ledger.budget_year(clock(request))
         return render(
             request,
             "_basket.html",
@@ -159,8 +148,8 @@ class ShopPages(Page):
         form = await request.form()
         lines = lines_from_form(form) or read_basket(request)
         view = await basket_view(lines)
-        year = budgets.budget_year(clock(request))
-        budget = await budgets.branch_budget(request.user.union_id, year)
+        year = ledger.budget_year(clock(request))
+        budget = await members.branch_budget(request.user.union_id, year)
         budget["members"] = [m for m in budget["members"] if m["active"]]
         return render(request, "_preview.html", preview=split_preview(view["total_fen"], selected_members(form), budget))
 
@@ -201,9 +190,9 @@ class ShopPages(Page):
 
 def _enrich(error: dict[str, Any], context: dict[str, Any]) -> None:
     """Name the members over their quota and the products short of stock."""
-    members = {m["member_id"]: m for m in context["budget"]["members"]}
+    by_id = {m["member_id"]: m for m in context["budget"]["members"]}
     for m in error["extra"].get("members", []) if error["code"] == "cap_exceeded" else []:
-        known = members.get(m.get("member_id"), {})
+        known = by_id.get(m.get("member_id"), {})
         remaining = max(m.get("cap_fen", 0) - m.get("spent_fen", 0) - m.get("held_fen", 0), 0)
         error["over_members"].append(
             {"name": known.get("name", f"会员 {m.get('member_id')}"), "member_no": known.get("member_no", ""), "requested_fen": m.get("requested_fen", 0), "remaining_fen": remaining}

@@ -8,7 +8,7 @@ from litestar import Request, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
-from budgets.tables import Union
+from budgets import unions
 from catalog import service as catalog
 from catalog.tables import RegionPairing
 from shop.web.forms import page_number
@@ -27,7 +27,7 @@ async def _paired_unions() -> list[dict[str, str]]:
     codes = sorted({r["union_code"] for r in await RegionPairing.select(RegionPairing.union_code)})
     if not codes:
         return []
-    names = {u["code"]: u["name"] for u in await Union.select(Union.code, Union.name).where(Union.code.is_in(codes))}
+    names = await unions.names_by_code(codes)
     return [{"code": c, "name": names.get(c, c)} for c in codes]
 
 

@@ -9,7 +9,7 @@ from litestar.datastructures import UploadFile
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from budgets import service as budgets
+from budgets import members, unions
 from common.errors import DomainError
 from shop.web import ui
 from shop.web.forms import IMPORT_MAX_BYTES, page_number
@@ -23,7 +23,7 @@ class MemberPages(Page):
         query = request.query_params
         number = page_number(query.get("page"))
         q = (query.get("q") or "").strip()[:50] or None
-        items, total = await budgets.list_members(request.user.union_id, q=q, limit=50, offset=(number - 1) * 50)
+        items, total = await members.list_members(request.user.union_id, q=q, limit=50, offset=(number - 1) * 50)
         extra.setdefault("form", {"member_no": "", "name": ""})
         extra.setdefault("imported", None)
         extra.setdefault("import_errors", [])
@@ -39,7 +39,7 @@ class MemberPages(Page):
         member_no = str(form.get("member_no") or "").strip()
         name = str(form.get("name") or "").strip()
         try:
-            await budgets.create_member(request.user.union_id, member_no, name)
+            await members.create_member(request.user.union_id, member_no, name)
         except DomainError as exc:
             return await self._members_page(
                 request, status_code=status_of(exc), error=ui.explain(exc), form={"member_no": member_no, "name": name}
@@ -49,7 +49,7 @@ class MemberPages(Page):
     @post("/members/{member_id:int}/active", status_code=200)
     async def set_active(self, request: Request, member_id: FromPath[int]) -> Response:
         form = await request.form()
-        member = await budgets.update_member(member_id, branch_id=request.user.union_id, active=form.get("active") == "1")
+        member = await members.update_member(member_id, branch_id=request.user.union_id, active=form.get("active") == "1")
         if is_htmx(request):
             return render(request, "_member_row.html", m=member)
         return Redirect(path="/members?ok=saved", status_code=303)
@@ -62,7 +62,7 @@ class MemberPages(Page):
             return await self._members_page(request, status_code=400, error=ui.problem("请选择要导入的 CSV 文件"))
         data = await upload.read()
         try:
-            result = await budgets.import_members(request.user.union_id, data)
+            result = await members.import_members(request.user.union_id, data)
         except DomainError as exc:
             errors = [{"line": e.get("line"), "message": ui.translate(e.get("message", ""))} for e in exc.extra.get("errors", [])]
             explained = ui.explain(exc)
@@ -76,11 +76,11 @@ class BudgetPages(Page):
     @get("/budget")
     async def budget(self, request: Request, year: FromQuery[str | None] = None) -> Template:
         chosen = year_of(request, year)
-        budget = await budgets.branch_budget(request.user.union_id, chosen)
+        budget = await members.branch_budget(request.user.union_id, chosen)
         totals = {
             "spent_fen": sum(m["spent_fen"] for m in budget["members"]),
             "held_fen": sum(m["held_fen"] for m in budget["members"]),
             "remaining_fen": sum(m["remaining_fen"] for m in budget["members"]),
         }
-        branch = await budgets.get_union(request.user.union_id)
+        branch = await unions.get_union(request.user.union_id)
         return render(request, "budget.html", budget=budget, totals=totals, years=years_for(request), year=chosen, branch=branch)

@@ -8,8 +8,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from budgets import service as budgets
-from budgets.tables import Union
+from budgets import unions
 from common.errors import DomainError
 from shop.auth.guards import buyer_only
 from shop.orders import cancellation, queries, refunds
@@ -19,12 +18,6 @@ from shop.web.forms import page_number
 from shop.web.render import PAGE_SIZE, Page, clock, pager, render, status_of
 
 # --- orders ----------------------------------------------------------------------------------------
-
-
-async def union_names(ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return {u["id"]: u["name"] for u in await Union.select(Union.id, Union.name).where(Union.id.is_in(sorted(ids)))}
 
 
 class OrderPages(Page):
@@ -42,14 +35,14 @@ class OrderPages(Page):
             pager=pager(total, number),
             status=status,
             states=ui.ORDER_STATES,
-            branches=await union_names({o.branch_id for o in items}),
+            branches=await unions.names_by_id({o.branch_id for o in items}),
         )
 
     async def _detail(self, request: Request, order_id: int, status_code: int = 200, error: Any = None) -> Template:
         order = await queries.get_order(order_id, request.user)
         distribution = await reports.order_distribution(order_id)
         refund_rows = await refunds.list_refunds(order_id) if request.user.role in ("admin", "auditor", "buyer") else []
-        branch = await budgets.get_union(order.branch_id)
+        branch = await unions.get_union(order.branch_id)
         return render(
             request,
             "order.html",

@@ -10,8 +10,8 @@ from litestar import Request, get
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from budgets import service as budgets
-from budgets.tables import Member
+from budgets import audit, checks, ledger, members, targets, unions
+from shop.auth import scope
 from shop.web import ui
 from shop.web.forms import int_or_none, page_number
 from shop.web.pages.admin import _flatten
@@ -46,13 +46,13 @@ class ReportPages(Page):
     @get("/reports/targets")
     async def targets(self, request: Request, year: FromQuery[str | None] = None, union_id: FromQuery[str | None] = None) -> Template:
         chosen = year_of(request, year)
-        root = await budgets.scope_root(request.user, int_or_none(union_id))
-        tree = await budgets.targets_report(root, chosen)
+        root = await scope.scope_root(request.user, int_or_none(union_id))
+        tree = await targets.targets_report(root, chosen)
         rows = _flatten(tree)
-        root_union = await budgets.get_union(root) if root is not None else None
+        root_union = await unions.get_union(root) if root is not None else None
         parent_link = None
         if root_union and root_union["parent_id"] and (
-            request.user.role == "admin" or await budgets.is_in_subtree(root_union["parent_id"], request.user.union_id)
+            request.user.role == "admin" or await unions.is_in_subtree(root_union["parent_id"], request.user.union_id)
         ):
             parent_link = root_union["parent_id"]
         export = urlencode({k: v for k, v in {"year": chosen, "union_id": root}.items() if v is not None})
@@ -63,7 +63,7 @@ class ReportPages(Page):
             chart=_chart(tree),
             year=chosen,
             years=years_for(request),
-            cap_fen=await budgets.cap_for_year(chosen),
+            cap_fen=await ledger.cap_for_year(chosen),
             root_union=root_union,
             parent_link=parent_link,
             export=export,
@@ -77,8 +77,8 @@ class ReportPages(Page):
         ratios = {"0": "不限", "0.5": "50%", "0.8": "80%", "0.9": "90%", "1": "100%（已用满）"}
         ratio = min_ratio if min_ratio in ratios else "0.9"
         number = page_number(page)
-        root = await budgets.scope_root(request.user, None)
-        items, total = await budgets.audit_members(root, chosen, float(ratio), PAGE_SIZE, (number - 1) * PAGE_SIZE)
+        root = await scope.scope_root(request.user, None)
+        items, total = await audit.audit_members(root, chosen, float(ratio), PAGE_SIZE, (number - 1) * PAGE_SIZE)
         export = urlencode({"year": chosen, "min_ratio": ratio})
         return render(
             request,
@@ -106,21 +106,19 @@ class ReportPages(Page):
             "member_id": int_or_none(member_id),
             "order_id": int_or_none(order_id),
             "kind": kind if kind in ui.LEDGER_KINDS else None,
-            "year": int_or_none(year, budgets.YEAR_MIN, budgets.YEAR_MAX),
+            "year": int_or_none(year, checks.YEAR_MIN, checks.YEAR_MAX),
         }
         number = page_number(page)
-        root = await budgets.scope_root(request.user, None)
-        items, total = await budgets.ledger_page(root, limit=50, offset=(number - 1) * 50, **filters)
+        root = await scope.scope_root(request.user, None)
+        items, total = await audit.ledger_page(root, limit=50, offset=(number - 1) * 50, **filters)
         ids = sorted({e["member_id"] for e in items})
-        members = (
-            {m["id"]: m for m in await Member.select(Member.id, Member.member_no, Member.name).where(Member.id.is_in(ids))} if ids else {}
-        )
+        by_id = await members.members_by_id(ids)
         export = urlencode({k: v for k, v in filters.items() if v is not None})
         return render(
             request,
             "audit_ledger.html",
             items=items,
-            members=members,
+            members=by_id,
             pager=pager(total, number, 50),
             filters=filters,
             kinds=ui.LEDGER_KINDS,
@@ -130,8 +128,8 @@ class ReportPages(Page):
 
     @get("/audit/ledger/verify")
     async def verify(self, request: Request, year: FromQuery[str | None] = None) -> Template:
-        chosen = int_or_none(year, budgets.YEAR_MIN, budgets.YEAR_MAX)
-        root = await budgets.scope_root(request.user, None)
-        result = await budgets.verify_scope(root, chosen)
+        chosen = int_or_none(year, checks.YEAR_MIN, checks.YEAR_MAX)
+        root = await scope.scope_root(request.user, None)
+        result = await audit.verify_scope(root, chosen)
         template = "_verify.html" if is_htmx(request) else "verify.html"
         return render(request, template, result=result, year=chosen)

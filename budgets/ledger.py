@@ -1,0 +1,379 @@
+"""The ledger: how a member's yearly budget moves, whole.
+
+A member's budget for a year (an Asia/Shanghai calendar year, `budget_year`) is one row,
+`MemberBudget`: `held_fen`, `spent_fen`, the number of entries and the head of its hash
+chain. The cap is the year's policy (`cap_for_year`: 60000 fen unless set), and
+`held + spent <= cap` holds at every commit. Four moves change a budget, per fen of an
+entry's amount (`MOVES`):
+
+- `hold`: an order was placed for the member: held goes up, if it fits under the cap;
+- `capture`: the order was paid: held becomes spent;
+- `release`: the order was cancelled, expired or failed: held goes down;
+- `refund`: money went back to the payer: spent goes down.
+
+How a hold works. `hold` runs inside the caller's transaction (the one that creates the
+order and reserves its stock), or in its own when called alone. The shares are merged per
+member and sorted by member id. The members' budget rows for the year are created where
+missing (`INSERT … ON CONFLICT DO NOTHING`), then read and locked in ascending member id:
+`SELECT … FOR UPDATE` on PostgreSQL; on SQLite the shop's transactions are IMMEDIATE and
+already hold the database's one write lock. No process-local lock is needed, so it holds
+across server processes, and the fixed order keeps two orders from deadlocking. With the
+rows locked, every member whose `held + spent + share` would pass the cap is listed in one
+`cap_exceeded` refusal, and nothing changes. Otherwise each share appends a ledger entry
+and moves its row in the same transaction. The tables' CHECK constraints (non-negative
+figures, known kinds) back this up. Capture, release and refund lock the same way (the rows
+must already exist); capture and refund also keep the per-branch-year totals the targets
+report reads (`UnionYearTotal`).
+
+Entries are never updated or deleted. Each member-year's entries form a hash chain: an
+entry's `hash` is sha256 over the previous hash and the entry (`entry_hash`, from
+`GENESIS_HASH`), and the chain's head is kept on the budget row, so the row lock that
+guards the balance also guards the chain. `verify_ledger` walks every chain and replays it:
+it must give exactly the balances.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Iterable, Sequence
+
+from budgets.states import LedgerKind
+from budgets.tables import CapPolicy, LedgerEntry, Member, MemberBudget, UnionYearTotal
+from common.clock import SHANGHAI, utcnow
+from common.errors import DomainError
+from common.sql import for_update
+
+DEFAULT_CAP_FEN = 60_000  # 600 yuan a member a year (不超过600元/人/年)
+GENESIS_HASH = "0" * 64
+
+
+def budget_year(at: datetime) -> int:
+    """The budget year of a moment: its calendar year in Asia/Shanghai."""
+    if at.tzinfo is None:
+        raise ValueError("budget_year needs an aware datetime")
+    return at.astimezone(SHANGHAI).year
+
+
+def current_year(now: datetime | None = None) -> int:
+    """The budget year now (Asia/Shanghai)."""
+    return budget_year(now or utcnow())
+
+
+async def cap_for_year(year: int) -> int:
+    """The per-member cap of a year: the policy row, else 60000 fen."""
+    row = await CapPolicy.select(CapPolicy.cap_fen).where(CapPolicy.year == year).first()
+    return row["cap_fen"] if row else DEFAULT_CAP_FEN
+
+
+# --- holds, captures, releases, refunds -------------------------------------------
+
+# kind -> (change to held, change to spent), per fen of the entry's amount
+MOVES: dict[str, tuple[int, int]] = {
+    LedgerKind.HOLD: (+1, 0),
+    LedgerKind.CAPTURE: (-1, +1),
+    LedgerKind.RELEASE: (-1, 0),
+    LedgerKind.REFUND: (0, -1),
+}
+
+
+def entry_hash(prev_hash: str, member_id: int, year: int, order_id: int | None, kind: str, amount_fen: int, at: datetime) -> str:
+    """sha256 over the previous hash and the entry's content (UTC time, microseconds)."""
+    stamp = at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = f"{prev_hash}|{member_id}|{year}|{order_id if order_id is not None else ''}|{kind}|{amount_fen}|{stamp}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _normalise(shares: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Merge per member, drop zero amounts, sort by member id (the fixed lock order)."""
+    merged: dict[int, int] = {}
+    for member_id, amount in shares:
+        if amount < 0:
+            raise ValueError("share amounts are never negative")
+        merged[member_id] = merged.get(member_id, 0) + amount
+    return sorted((m, a) for m, a in merged.items() if a > 0)
+
+
+async def _lock_budgets(member_ids: list[int], year: int, create: bool) -> dict[int, dict]:
+    """The budget rows of these members for the year, locked in ascending member id.
+
+    On PostgreSQL `SELECT … FOR UPDATE` in member order; on SQLite the IMMEDIATE
+    transaction already holds the database's write lock."""
+    if create:
+        members = await Member.select(Member.id, Member.union).where(Member.id.is_in(member_ids))
+        if len(members) != len(member_ids):
+            missing = sorted(set(member_ids) - {m["id"] for m in members})
+            raise DomainError("not_found", f"no such member(s): {missing}", members=missing)
+        await MemberBudget.insert(
+            *[
+                MemberBudget(member=m["id"], union=m["union"], year=year, last_hash=GENESIS_HASH)
+                for m in sorted(members, key=lambda r: r["id"])
+            ]
+        ).on_conflict(action="DO NOTHING", target=(MemberBudget.member, MemberBudget.year))
+    query = (
+        MemberBudget.select()
+        .where(MemberBudget.member.is_in(member_ids) & (MemberBudget.year == year))
+        .order_by(MemberBudget.member)
+    )
+    rows = {r["member"]: r for r in await for_update(query, MemberBudget)}
+    missing = [m for m in member_ids if m not in rows]
+    if missing:
+        raise DomainError("invalid_state", f"no budget for member(s) {missing} in {year}", members=missing)
+    return rows
+
+
+async def _append(kind: LedgerKind, shares: list[tuple[int, int]], rows: dict[int, dict], year: int, order_id: int | None, at: datetime) -> None:
+    held_sign, spent_sign = MOVES[kind]
+    at = at.astimezone(timezone.utc)
+    entries = []
+    for member_id, amount in shares:
+        row = rows[member_id]
+        held = row["held_fen"] + held_sign * amount
+        spent = row["spent_fen"] + spent_sign * amount
+        if held < 0 or spent < 0:
+            raise DomainError(
+                "invalid_state",
+                f"{kind} of {amount} fen does not fit member {member_id}'s budget (held {row['held_fen']}, spent {row['spent_fen']})",
+            )
+        digest = entry_hash(row["last_hash"], member_id, year, order_id, kind, amount, at)
+        entries.append(
+            LedgerEntry(
+                member=member_id,
+                year=year,
+                order_id=order_id,
+                kind=kind,
+                amount_fen=amount,
+                at=at,
+                prev_hash=row["last_hash"],
+                hash=digest,
+            )
+        )
+        await MemberBudget.update(
+            {
+                MemberBudget.held_fen: held,
+                MemberBudget.spent_fen: spent,
+                MemberBudget.entries: row["entries"] + 1,
+                MemberBudget.last_hash: digest,
+            }
+        ).where(MemberBudget.id == row["id"])
+        row.update(held_fen=held, spent_fen=spent, entries=row["entries"] + 1, last_hash=digest)
+    await LedgerEntry.insert(*entries)  # one statement; each member-year gets one entry a call
+
+
+async def _add_to_totals(rows: dict[int, dict], shares: list[tuple[int, int]], year: int, sign: int, count_order: bool) -> None:
+    """Keep per-branch-year spending current (the targets report reads these, never the ledger)."""
+    per_union: dict[int, int] = {}
+    for member_id, amount in shares:
+        union_id = rows[member_id]["union"]
+        per_union[union_id] = per_union.get(union_id, 0) + amount
+    for union_id in sorted(per_union):
+        await UnionYearTotal.insert(UnionYearTotal(union=union_id, year=year)).on_conflict(
+            action="DO NOTHING", target=(UnionYearTotal.union, UnionYearTotal.year)
+        )
+        await UnionYearTotal.update(
+            {
+                UnionYearTotal.spent_fen: UnionYearTotal.spent_fen + sign * per_union[union_id],
+                UnionYearTotal.orders: UnionYearTotal.orders + (1 if count_order else 0),
+            }
+        ).where((UnionYearTotal.union == union_id) & (UnionYearTotal.year == year))
+
+
+async def hold(shares: Sequence[tuple[int, int]], *, year: int, order_id: int | None, at: datetime) -> None:
+    """Hold each member's share of an order against their yearly cap.
+
+    Runs inside the caller's transaction. Refuses with `cap_exceeded`, listing every
+    member who would go over, and changes nothing."""
+    items = _normalise(shares)
+    if not items:
+        return
+    async with MemberBudget._meta.db.transaction():
+        rows = await _lock_budgets([m for m, _ in items], year, create=True)
+        cap = await cap_for_year(year)
+        over = [
+            {
+                "member_id": m,
+                "cap_fen": cap,
+                "spent_fen": rows[m]["spent_fen"],
+                "held_fen": rows[m]["held_fen"],
+                "requested_fen": a,
+            }
+            for m, a in items
+            if rows[m]["held_fen"] + rows[m]["spent_fen"] + a > cap
+        ]
+        if over:
+            raise DomainError(
+                "cap_exceeded",
+                f"{len(over)} member(s) would go over the {year} cap of {cap} fen",
+                members=over,
+            )
+        await _append(LedgerKind.HOLD, items, rows, year, order_id, at)
+
+
+async def capture(shares: Sequence[tuple[int, int]], *, year: int, order_id: int | None, at: datetime) -> None:
+    """The order was paid: each held share becomes spent."""
+    items = _normalise(shares)
+    if not items:
+        return
+    async with MemberBudget._meta.db.transaction():
+        rows = await _lock_budgets([m for m, _ in items], year, create=False)
+        await _append(LedgerKind.CAPTURE, items, rows, year, order_id, at)
+        await _add_to_totals(rows, items, year, +1, count_order=True)
+
+
+async def release(shares: Sequence[tuple[int, int]], *, year: int, order_id: int | None, at: datetime) -> None:
+    """The order was cancelled, expired or failed: each held share is let go."""
+    items = _normalise(shares)
+    if not items:
+        return
+    async with MemberBudget._meta.db.transaction():
+        rows = await _lock_budgets([m for m, _ in items], year, create=False)
+        await _append(LedgerKind.RELEASE, items, rows, year, order_id, at)
+
+
+async def refund(shares: Sequence[tuple[int, int]], *, year: int, order_id: int | None, at: datetime) -> None:
+    """Money went back to the payer: each share of it returns to the member's quota."""
+    items = _normalise(shares)
+    if not items:
+        return
+    async with MemberBudget._meta.db.transaction():
+        rows = await _lock_budgets([m for m, _ in items], year, create=False)
+        await _append(LedgerKind.REFUND, items, rows, year, order_id, at)
+        await _add_to_totals(rows, items, year, -1, count_order=False)
+
+
+# --- verification: the chain is intact and the ledger replays to the balances -----
+
+
+@dataclass
+class Verification:
+    """What `verify_ledger` found: `ok` is false after any problem; the first `max_problems` are kept."""
+
+    ok: bool = True
+    entries: int = 0
+    member_years: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    max_problems: int = 1000
+
+    def problem(self, **item: Any) -> None:
+        self.ok = False
+        if len(self.problems) < self.max_problems:
+            self.problems.append(item)
+
+
+# what a ledger entry is, as verify_ledger and the audit read it
+LEDGER_COLUMNS = (
+    LedgerEntry.seq,
+    LedgerEntry.member,
+    LedgerEntry.year,
+    LedgerEntry.order_id,
+    LedgerEntry.kind,
+    LedgerEntry.amount_fen,
+    LedgerEntry.at,
+    LedgerEntry.prev_hash,
+    LedgerEntry.hash,
+)
+_BUDGET_COLUMNS = (
+    MemberBudget.id,
+    MemberBudget.member,
+    MemberBudget.year,
+    MemberBudget.held_fen,
+    MemberBudget.spent_fen,
+    MemberBudget.entries,
+    MemberBudget.last_hash,
+)
+
+
+async def _stream(query_for_after, key, batch: int) -> AsyncIterator[dict]:
+    """Keyset pagination: memory stays flat however long the table."""
+    after = None
+    while True:
+        rows = await query_for_after(after).limit(batch)
+        for row in rows:
+            yield row
+        if len(rows) < batch:
+            return
+        after = key(rows[-1])
+
+
+def _after(table, after: tuple | None, year: int | None, union_prefix: str | None, tiebreak):
+    """WHERE (member, year, tiebreak) > after, plus the filters."""
+    columns = LEDGER_COLUMNS if table is LedgerEntry else _BUDGET_COLUMNS
+    query = table.select(*columns).order_by(table.member, table.year, tiebreak)
+    where = []
+    if year is not None:
+        where.append(table.year == year)
+    if union_prefix is not None:
+        where.append(table.member.union.path.like(union_prefix + "%"))
+    if after is not None:
+        m, y, t = after
+        where.append(table.member >= m)  # an index range to start from; the OR below only filters
+        where.append(
+            (table.member > m)
+            | ((table.member == m) & (table.year > y))
+            | ((table.member == m) & (table.year == y) & (tiebreak > t))
+        )
+    for clause in where:
+        query = query.where(clause)
+    return query
+
+
+async def verify_ledger(year: int | None = None, union_prefix: str | None = None, batch: int = 5000) -> Verification:
+    """Walk every member-year's chain in order and replay it against the budget rows.
+
+    Streams both tables in (member, year) order and merges them, so memory does not
+    grow with the ledger. `union_prefix` limits it to a subtree (Union.path prefix)."""
+    result = Verification()
+    entries = _stream(
+        lambda after: _after(LedgerEntry, after, year, union_prefix, LedgerEntry.seq),
+        lambda r: (r["member"], r["year"], r["seq"]),
+        batch,
+    )
+    budgets = _stream(
+        lambda after: _after(MemberBudget, after, year, union_prefix, MemberBudget.id),
+        lambda r: (r["member"], r["year"], r["id"]),
+        batch,
+    )
+    entry = await anext(entries, None)
+    async for budget in budgets:
+        key = (budget["member"], budget["year"])
+        while entry is not None and (entry["member"], entry["year"]) < key:
+            result.problem(member_id=entry["member"], year=entry["year"], seq=entry["seq"], problem="entry without a budget row")
+            result.entries += 1
+            entry = await anext(entries, None)
+        result.member_years += 1
+        held = spent = count = 0
+        prev = GENESIS_HASH
+        while entry is not None and (entry["member"], entry["year"]) == key:
+            result.entries += 1
+            count += 1
+            seq = entry["seq"]
+            if entry["prev_hash"] != prev:
+                result.problem(member_id=key[0], year=key[1], seq=seq, problem="chain broken: prev_hash does not match the entry before")
+            expected = entry_hash(entry["prev_hash"], entry["member"], entry["year"], entry["order_id"], entry["kind"], entry["amount_fen"], entry["at"])
+            if entry["hash"] != expected:
+                result.problem(member_id=key[0], year=key[1], seq=seq, problem="hash does not match the entry's content")
+            held_sign, spent_sign = MOVES.get(entry["kind"], (0, 0))
+            held += held_sign * entry["amount_fen"]
+            spent += spent_sign * entry["amount_fen"]
+            if held < 0 or spent < 0:
+                result.problem(member_id=key[0], year=key[1], seq=seq, problem="replay goes below zero")
+            prev = entry["hash"]
+            entry = await anext(entries, None)
+        if (held, spent) != (budget["held_fen"], budget["spent_fen"]):
+            result.problem(
+                member_id=key[0],
+                year=key[1],
+                problem="replay does not give the balance",
+                replayed_held_fen=held,
+                replayed_spent_fen=spent,
+                held_fen=budget["held_fen"],
+                spent_fen=budget["spent_fen"],
+            )
+        if prev != budget["last_hash"] or count != budget["entries"]:
+            result.problem(member_id=key[0], year=key[1], problem="chain head or entry count does not match the budget row")
+    while entry is not None:
+        result.entries += 1
+        result.problem(member_id=entry["member"], year=entry["year"], seq=entry["seq"], problem="entry without a budget row")
+        entry = await anext(entries, None)
+    return result
