@@ -28,6 +28,7 @@ from catalog.schemas import (
     SupplierPage,
     UnionCode,
 )
+from catalog.tables import ProductStatus
 
 
 Limit = Annotated[int, QueryParameter(ge=1, le=service.MAX_LIMIT, description="at most 200")]
@@ -110,7 +111,7 @@ class ProductController(Controller):
 
     @get("/", dependencies=PRODUCT_FILTERS)
     async def list_products(self, filters: Filters) -> ProductPage:
-        items, total = await service.list_products(status="listed", **filters)
+        items, total = await service.list_products(status=ProductStatus.listed, **filters)
         return ProductPage(items=items, total=total)
 
     @get("/{product_id:int}")
@@ -157,7 +158,7 @@ class AdminReviewController(Controller):
     @get("/", dependencies=PRODUCT_FILTERS)
     async def pending(self, filters: Filters) -> ProductPage:
         """Products waiting for review, oldest first."""
-        items, total = await service.list_products(status="pending_review", **filters)
+        items, total = await service.list_products(status=ProductStatus.pending_review, **filters)
         return ProductPage(items=items, total=total)
 
 

@@ -119,7 +119,7 @@ class ProductOut(msgspec.Struct, kw_only=True):
     stock: int
     supplier_id: int
     supplier_name: str
-    status: str
+    status: str  # a ProductStatus; typed `str` so the OpenAPI schema stays the plain string it was
     description: str
     review_note: str
     created_at: datetime

@@ -31,7 +31,7 @@ from catalog.schemas import (
     SupplierIn,
     SupplierOut,
 )
-from catalog.tables import PRODUCT_STATES, Product, Region, RegionPairing, Supplier, SupplierRegion
+from catalog.tables import Product, ProductStatus, Region, RegionPairing, Supplier, SupplierRegion
 
 
 CatalogError = DomainError  # bridge while the package is split
@@ -53,13 +53,15 @@ CATEGORIES: dict[str, str] = {
     "other": "其他",
 }
 
+S = ProductStatus
+
 # The listing review, whole: action -> {from state: to state}. Nothing else moves a product.
-TRANSITIONS: dict[str, dict[str, str]] = {
-    "submit": {"draft": "pending_review", "rejected": "pending_review"},  # supplier
-    "approve": {"pending_review": "listed"},  # admin
-    "reject": {"pending_review": "rejected"},  # admin
-    "delist": {"listed": "delisted"},  # admin
-    "edit": {"listed": "pending_review"},  # supplier changes what a listed product is
+TRANSITIONS: dict[str, dict[ProductStatus, ProductStatus]] = {
+    "submit": {S.draft: S.pending_review, S.rejected: S.pending_review},  # supplier
+    "approve": {S.pending_review: S.listed},  # admin
+    "reject": {S.pending_review: S.rejected},  # admin
+    "delist": {S.listed: S.delisted},  # admin
+    "edit": {S.listed: S.pending_review},  # supplier changes what a listed product is
 }
 
 # Fields whose change on a listed product sends it back to review; the others
@@ -67,7 +69,7 @@ TRANSITIONS: dict[str, dict[str, str]] = {
 REVIEWED_FIELDS = frozenset({"title", "region", "description", "category", "unit"})
 
 # States in which the supplier may still edit a product (a delisted one is frozen).
-EDITABLE_STATES = frozenset({"draft", "pending_review", "rejected", "listed"})
+EDITABLE_STATES = frozenset({S.draft, S.pending_review, S.rejected, S.listed})
 
 MAX_ID = 2**31 - 1
 MAX_LIMIT = 200
@@ -126,8 +128,10 @@ def _check_category(category: str) -> None:
 
 
 def _check_status(status: str) -> None:
-    if status not in PRODUCT_STATES:
-        raise _invalid("status", f"unknown status {status!r}; one of {', '.join(PRODUCT_STATES)}")
+    try:
+        ProductStatus(status)
+    except ValueError:
+        raise _invalid("status", f"unknown status {status!r}; one of {', '.join(ProductStatus)}") from None
 
 
 def _check_page(limit: int, offset: int) -> None:
@@ -380,7 +384,7 @@ async def get_product(product_id: int, *, listed_only: bool = False, supplier_id
     """One product. `listed_only`: the public view (anything else is not found).
     `supplier_id`: the supplier's view (another supplier's product is forbidden)."""
     row = await _product_row(product_id)
-    if row is None or (listed_only and row["status"] != "listed"):
+    if row is None or (listed_only and row["status"] != ProductStatus.listed):
         raise CatalogError("not_found", f"product {product_id} does not exist")
     if supplier_id is not None and row["supplier_id"] != supplier_id:
         raise CatalogError("forbidden", f"product {product_id} belongs to another supplier")
@@ -421,7 +425,7 @@ async def create_product(
     price_fen: int,
     stock: int,
     description: str = "",
-    status: str = "draft",
+    status: str = ProductStatus.draft,
 ) -> ProductOut:
     """A new product of the supplier, from a region it is certified for; a draft unless told otherwise."""
     data = _validated(
@@ -590,7 +594,7 @@ async def reserve_stock(lines: list[tuple[int, int]]) -> list[ReservedLine]:
             rows = {r["id"]: r for r in await query}
         if missing := [i for i in ids if i not in rows]:
             raise CatalogError("not_found", f"no such product: {', '.join(map(str, missing))}", products=missing)
-        if unlisted := [{"product_id": i, "status": rows[i]["status"]} for i in ids if rows[i]["status"] != "listed"]:
+        if unlisted := [{"product_id": i, "status": rows[i]["status"]} for i in ids if rows[i]["status"] != ProductStatus.listed]:
             raise CatalogError("not_listed", "some products are not on sale", products=unlisted)
         short = [
             {"product_id": i, "requested": wanted[i], "available": rows[i]["stock"]}
@@ -603,12 +607,12 @@ async def reserve_stock(lines: list[tuple[int, int]]) -> list[ReservedLine]:
             q = wanted[i]
             done = await (
                 Product.update({Product.stock: Product.stock - q})
-                .where((Product.id == i) & (Product.stock >= q) & (Product.status == "listed"))
+                .where((Product.id == i) & (Product.stock >= q) & (Product.status == ProductStatus.listed))
                 .returning(Product.id)
             )
             if not done:  # only if someone got past the lock; the caller's transaction rolls back
                 now = await Product.select(Product.stock, Product.status).where(Product.id == i).first()
-                if now["status"] != "listed":
+                if now["status"] != ProductStatus.listed:
                     raise CatalogError("not_listed", "some products are not on sale", products=[{"product_id": i, "status": now["status"]}])
                 raise CatalogError("out_of_stock", "not enough stock", products=[{"product_id": i, "requested": q, "available": now["stock"]}])
     return [
