@@ -12,6 +12,8 @@ from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from common.errors import DomainError
+
 from catalog import service
 from catalog.schemas import (
     CategoryList,
@@ -68,7 +70,7 @@ Filters = NamedDependency[dict[str, Any]]
 def _supplier_id(request: Request[Any, Any, Any]) -> int:
     supplier_id = getattr(request.user, "supplier_id", None)
     if supplier_id is None:
-        raise service.CatalogError("forbidden", "this account is not linked to a supplier")
+        raise DomainError("forbidden", "this account is not linked to a supplier")
     return supplier_id
 
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
-
-from common.errors import DomainError
 
 import msgspec
 from piccolo.columns.combination import WhereRaw
-from piccolo.engine.postgres import PostgresEngine
+
+from common.clock import local, utcnow
+from common.errors import DomainError, invalid
+from common.sql import for_update, is_postgres
 
 from catalog.schemas import (
     CategoryOut,
@@ -32,9 +31,6 @@ from catalog.schemas import (
     SupplierOut,
 )
 from catalog.tables import Product, ProductStatus, Region, RegionPairing, Supplier, SupplierRegion
-
-
-CatalogError = DomainError  # bridge while the package is split
 
 
 # ---------------------------------------------------------------------------
@@ -73,38 +69,19 @@ EDITABLE_STATES = frozenset({S.draft, S.pending_review, S.rejected, S.listed})
 
 MAX_ID = 2**31 - 1
 MAX_LIMIT = 200
-TZ = ZoneInfo("Asia/Shanghai")
 
 
 def _db():
     return Product._meta.db
 
 
-def _is_postgres() -> bool:
-    return isinstance(_db(), PostgresEngine)  # CockroachEngine is one too
-
-
-def _invalid(field: str, message: str) -> CatalogError:
-    return CatalogError("validation_failed", f"{field}: {message}", errors=[{"field": field, "message": message}])
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _local(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(TZ)
-
-
-def validation_error(exc: msgspec.ValidationError) -> CatalogError:
+def validation_error(exc: msgspec.ValidationError) -> DomainError:
     """msgspec's message (`... - at `$.a[0]``) -> validation_failed naming the field (`a[0]`)."""
     message, _, path = str(exc).partition(" - at `$.")
     field = path.rstrip("`") if path else ""
     if not field and (named := re.search(r"field `([^`]*)`", message)):
         field = named[1]
-    return _invalid(field or "body", message)
+    return invalid(field or "body", message)
 
 
 def _validated(struct_type: type, values: dict[str, Any]) -> Any:
@@ -118,27 +95,27 @@ def _validated(struct_type: type, values: dict[str, Any]) -> Any:
 def _clean_text(field: str, value: str) -> str:
     value = value.strip()
     if not value:
-        raise _invalid(field, "must not be blank")
+        raise invalid(field, "must not be blank")
     return value
 
 
 def _check_category(category: str) -> None:
     if category not in CATEGORIES:
-        raise _invalid("category", f"unknown category {category!r}; one of {', '.join(CATEGORIES)}")
+        raise invalid("category", f"unknown category {category!r}; one of {', '.join(CATEGORIES)}")
 
 
 def _check_status(status: str) -> None:
     try:
         ProductStatus(status)
     except ValueError:
-        raise _invalid("status", f"unknown status {status!r}; one of {', '.join(ProductStatus)}") from None
+        raise invalid("status", f"unknown status {status!r}; one of {', '.join(ProductStatus)}") from None
 
 
 def _check_page(limit: int, offset: int) -> None:
     if not 1 <= limit <= MAX_LIMIT:
-        raise _invalid("limit", f"must be between 1 and {MAX_LIMIT}")
+        raise invalid("limit", f"must be between 1 and {MAX_LIMIT}")
     if offset < 0:
-        raise _invalid("offset", "must not be negative")
+        raise invalid("offset", "must not be negative")
 
 
 def list_categories() -> list[CategoryOut]:
@@ -180,7 +157,7 @@ async def create_region(code: str, name: str, province: str, paired_with: Sequen
             .returning(Region.id)
         )
         if not inserted:
-            raise CatalogError("conflict", f"region {data.code!r} exists already")
+            raise DomainError("conflict", f"region {data.code!r} exists already")
         await _add_pairings(inserted[0]["id"], data.paired_with)
     return (await _region_out([{"id": inserted[0]["id"], "code": data.code, "name": name, "province": province}]))[0]
 
@@ -194,7 +171,7 @@ async def list_regions(limit: int = 50, offset: int = 0) -> tuple[list[RegionOut
 async def get_region(code: str) -> RegionOut:
     row = await Region.select(Region.id, Region.code, Region.name, Region.province).where(Region.code == code).first()
     if row is None:
-        raise CatalogError("not_found", f"region {code!r} does not exist")
+        raise DomainError("not_found", f"region {code!r} does not exist")
     return (await _region_out([row]))[0]
 
 
@@ -203,7 +180,7 @@ async def _region_ids(codes: Iterable[str], field: str) -> dict[str, int]:
     rows = await Region.select(Region.id, Region.code).where(Region.code.is_in(codes)) if codes else []
     found = {r["code"]: r["id"] for r in rows}
     if missing := [c for c in codes if c not in found]:
-        raise _invalid(field, f"unknown region {', '.join(missing)}")
+        raise invalid(field, f"unknown region {', '.join(missing)}")
     return found
 
 
@@ -235,12 +212,12 @@ async def create_supplier(name: str, region_codes: Sequence[str]) -> SupplierOut
     data = _validated(SupplierIn, {"name": name, "regions": list(region_codes)})
     name = _clean_text("name", data.name)
     if not data.regions:
-        raise _invalid("regions", "name at least one region the supplier is certified for")
+        raise invalid("regions", "name at least one region the supplier is certified for")
     async with _db().transaction():
         region_ids = await _region_ids(data.regions, "regions")
         inserted = await Supplier.insert(Supplier(name=name)).on_conflict(action="DO NOTHING").returning(Supplier.id)
         if not inserted:
-            raise CatalogError("conflict", f"supplier {name!r} exists already")
+            raise DomainError("conflict", f"supplier {name!r} exists already")
         await _certify(inserted[0]["id"], region_ids.values())
     return SupplierOut(id=inserted[0]["id"], name=name, regions=sorted(region_ids))
 
@@ -256,7 +233,7 @@ async def get_supplier(supplier_id: int) -> SupplierOut:
     if 1 <= supplier_id <= MAX_ID:
         row = await Supplier.select(Supplier.id, Supplier.name).where(Supplier.id == supplier_id).first()
     if row is None:
-        raise CatalogError("not_found", f"supplier {supplier_id} does not exist")
+        raise DomainError("not_found", f"supplier {supplier_id} does not exist")
     return (await _supplier_out([row]))[0]
 
 
@@ -266,7 +243,7 @@ async def _certified_region_id(supplier_id: int, region_code: str) -> int:
     if not await SupplierRegion.exists().where(
         (SupplierRegion.supplier == supplier_id) & (SupplierRegion.region == region_id)
     ):
-        raise CatalogError("forbidden", f"the supplier is not certified for region {region_code!r}")
+        raise DomainError("forbidden", f"the supplier is not certified for region {region_code!r}")
     return region_id
 
 
@@ -309,8 +286,8 @@ def _product_out(row: dict[str, Any]) -> ProductOut:
         status=row["status"],
         description=row["description"],
         review_note=row["review_note"],
-        created_at=_local(row["created_at"]),
-        updated_at=_local(row["updated_at"]),
+        created_at=local(row["created_at"]),
+        updated_at=local(row["updated_at"]),
     )
 
 
@@ -385,9 +362,9 @@ async def get_product(product_id: int, *, listed_only: bool = False, supplier_id
     `supplier_id`: the supplier's view (another supplier's product is forbidden)."""
     row = await _product_row(product_id)
     if row is None or (listed_only and row["status"] != ProductStatus.listed):
-        raise CatalogError("not_found", f"product {product_id} does not exist")
+        raise DomainError("not_found", f"product {product_id} does not exist")
     if supplier_id is not None and row["supplier_id"] != supplier_id:
-        raise CatalogError("forbidden", f"product {product_id} belongs to another supplier")
+        raise DomainError("forbidden", f"product {product_id} belongs to another supplier")
     return _product_out(row)
 
 
@@ -400,18 +377,16 @@ async def _locked_product(product_id: int) -> dict[str, Any]:
             Product.id, Product.supplier, Product.status, Product.title, Product.region, Product.category,
             Product.unit, Product.price_fen, Product.stock, Product.description,
         ).where(Product.id == product_id)  # fmt: skip
-        if _is_postgres():
-            query = query.lock_rows()
-        row = await query.first()
+        row = await for_update(query, Product).first()
     if row is None:
-        raise CatalogError("not_found", f"product {product_id} does not exist")
+        raise DomainError("not_found", f"product {product_id} does not exist")
     return row
 
 
 async def _own_product(supplier_id: int, product_id: int) -> dict[str, Any]:
     row = await _locked_product(product_id)
     if row["supplier"] != supplier_id:
-        raise CatalogError("forbidden", f"product {product_id} belongs to another supplier")
+        raise DomainError("forbidden", f"product {product_id} belongs to another supplier")
     return row
 
 
@@ -437,7 +412,7 @@ async def create_product(
     title, unit = _clean_text("title", data.title), _clean_text("unit", data.unit)
     async with _db().transaction():
         region_id = await _certified_region_id(supplier_id, data.region)
-        now = _now()
+        now = utcnow()
         inserted = await Product.insert(
             Product(
                 supplier=supplier_id,
@@ -463,7 +438,7 @@ async def update_product(supplier_id: int, product_id: int, changes: dict[str, A
     patch = _validated(ProductPatch, dict(changes))
     given = patch.changes()
     if not given:
-        raise _invalid("body", "give at least one field to change")
+        raise invalid("body", "give at least one field to change")
     new: dict[str, Any] = {}
     for field in ("title", "unit"):
         if field in given:
@@ -479,7 +454,7 @@ async def update_product(supplier_id: int, product_id: int, changes: dict[str, A
     async with _db().transaction():
         row = await _own_product(supplier_id, product_id)
         if row["status"] not in EDITABLE_STATES:
-            raise CatalogError("invalid_state", f"product {product_id} is {row['status']} and cannot be edited", product_status=row["status"])
+            raise DomainError("invalid_state", f"product {product_id} is {row['status']} and cannot be edited", product_status=row["status"])
         if "region" in given:
             new["region"] = await _certified_region_id(supplier_id, given["region"])
         changed = {field: value for field, value in new.items() if value != row[field]}
@@ -487,7 +462,7 @@ async def update_product(supplier_id: int, product_id: int, changes: dict[str, A
         if REVIEWED_FIELDS.intersection(changed) and row["status"] in TRANSITIONS["edit"]:
             values[Product.status] = TRANSITIONS["edit"][row["status"]]
         if values:
-            values[Product.updated_at] = _now()
+            values[Product.updated_at] = utcnow()
             await Product.update(values).where(Product.id == product_id)
     return await get_product(product_id)
 
@@ -501,13 +476,13 @@ async def _transition(product_id: int, action: str, *, supplier_id: int | None =
             status = (await _locked_product(product_id))["status"]
         target = TRANSITIONS[action].get(status)
         if target is None:
-            raise CatalogError(
+            raise DomainError(
                 "invalid_state",
                 f"cannot {action} a product that is {status}",
                 product_status=status,
                 allowed_from=sorted(TRANSITIONS[action]),
             )
-        values: dict[Any, Any] = {Product.status: target, Product.updated_at: _now()}
+        values: dict[Any, Any] = {Product.status: target, Product.updated_at: utcnow()}
         if note is not None:
             values[Product.review_note] = note
         # The status in the WHERE keeps the move a compare-and-set even without the row lock.
@@ -517,7 +492,7 @@ async def _transition(product_id: int, action: str, *, supplier_id: int | None =
             .returning(Product.id)
         )
         if not moved:
-            raise CatalogError("invalid_state", f"product {product_id} changed meanwhile; try again")
+            raise DomainError("invalid_state", f"product {product_id} changed meanwhile; try again")
     return await get_product(product_id)
 
 
@@ -558,10 +533,10 @@ def _check_lines(lines: Sequence[tuple[int, int]]) -> dict[int, int]:
     wanted: dict[int, int] = {}
     for product_id, quantity in lines:
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-            raise CatalogError("validation_failed", f"quantity of product {product_id} must be at least 1",
+            raise DomainError("validation_failed", f"quantity of product {product_id} must be at least 1",
                                errors=[{"field": "quantity", "message": "must be at least 1"}])  # fmt: skip
         if product_id in wanted:
-            raise CatalogError("validation_failed", f"product {product_id} appears twice",
+            raise DomainError("validation_failed", f"product {product_id} appears twice",
                                errors=[{"field": "product_id", "message": "appears twice"}])  # fmt: skip
         wanted[product_id] = quantity
     return wanted
@@ -589,20 +564,20 @@ async def reserve_stock(lines: list[tuple[int, int]]) -> list[ReservedLine]:
                 .where(Product.id.is_in(in_range))
                 .order_by(Product.id)
             )  # fmt: skip
-            if _is_postgres():
+            if is_postgres(Product):  # the product rows only, not the joined region's
                 query = query.lock_rows(of=(Product,))
             rows = {r["id"]: r for r in await query}
         if missing := [i for i in ids if i not in rows]:
-            raise CatalogError("not_found", f"no such product: {', '.join(map(str, missing))}", products=missing)
+            raise DomainError("not_found", f"no such product: {', '.join(map(str, missing))}", products=missing)
         if unlisted := [{"product_id": i, "status": rows[i]["status"]} for i in ids if rows[i]["status"] != ProductStatus.listed]:
-            raise CatalogError("not_listed", "some products are not on sale", products=unlisted)
+            raise DomainError("not_listed", "some products are not on sale", products=unlisted)
         short = [
             {"product_id": i, "requested": wanted[i], "available": rows[i]["stock"]}
             for i in ids
             if rows[i]["stock"] < wanted[i]
         ]
         if short:
-            raise CatalogError("out_of_stock", "not enough stock", products=short)
+            raise DomainError("out_of_stock", "not enough stock", products=short)
         for i in ids:
             q = wanted[i]
             done = await (
@@ -613,8 +588,8 @@ async def reserve_stock(lines: list[tuple[int, int]]) -> list[ReservedLine]:
             if not done:  # only if someone got past the lock; the caller's transaction rolls back
                 now = await Product.select(Product.stock, Product.status).where(Product.id == i).first()
                 if now["status"] != ProductStatus.listed:
-                    raise CatalogError("not_listed", "some products are not on sale", products=[{"product_id": i, "status": now["status"]}])
-                raise CatalogError("out_of_stock", "not enough stock", products=[{"product_id": i, "requested": q, "available": now["stock"]}])
+                    raise DomainError("not_listed", "some products are not on sale", products=[{"product_id": i, "status": now["status"]}])
+                raise DomainError("out_of_stock", "not enough stock", products=[{"product_id": i, "requested": q, "available": now["stock"]}])
     return [
         ReservedLine(
             product_id=pid,
@@ -686,7 +661,7 @@ async def ensure_product(
     one is left as it is (its stock may have been sold since)."""
     async with _db().transaction():
         if not await Supplier.exists().where(Supplier.id == supplier_id):
-            raise CatalogError("not_found", f"supplier {supplier_id} does not exist")
+            raise DomainError("not_found", f"supplier {supplier_id} does not exist")
         row = await Product.select(Product.id).where((Product.supplier == supplier_id) & (Product.title == title.strip())).first()
         if row is not None:
             return row["id"]

@@ -589,13 +589,14 @@ async def test_reserve_and_release_stock(world):
 
 
 async def test_reserve_stock_is_all_or_nothing(world):
-    from catalog.service import CatalogError, reserve_stock
+    from catalog.service import reserve_stock
+    from common.errors import DomainError
 
     a = await product_in_state(world, "listed", title="甲", stock=5)
     b = await product_in_state(world, "listed", title="乙", stock=2)
     c = await product_in_state(world, "listed", title="丙", stock=9)
     d = await product_in_state(world, "listed", title="丁", stock=0)
-    with pytest.raises(CatalogError) as err:
+    with pytest.raises(DomainError) as err:
         await reserve_stock([(c["id"], 1), (d["id"], 1), (a["id"], 5), (b["id"], 3)])
     assert err.value.code == "out_of_stock"
     assert err.value.extra["products"] == [
@@ -606,18 +607,18 @@ async def test_reserve_stock_is_all_or_nothing(world):
 
     draft = await product_in_state(world, "draft", title="戊")
     pending = await product_in_state(world, "pending_review", title="己")
-    with pytest.raises(CatalogError) as err:
+    with pytest.raises(DomainError) as err:
         await reserve_stock([(a["id"], 1), (pending["id"], 1), (draft["id"], 1)])
     assert err.value.code == "not_listed"
     assert err.value.extra["products"] == [
         {"product_id": draft["id"], "status": "draft"},
         {"product_id": pending["id"], "status": "pending_review"},
     ]
-    with pytest.raises(CatalogError) as err:
+    with pytest.raises(DomainError) as err:
         await reserve_stock([(a["id"], 1), (99999, 1), (2**40, 1)])
     assert err.value.code == "not_found" and err.value.extra["products"] == [99999, 2**40]
     for bad in ([(a["id"], 0)], [(a["id"], 1), (a["id"], 1)]):
-        with pytest.raises(CatalogError) as err:
+        with pytest.raises(DomainError) as err:
             await reserve_stock(bad)
         assert err.value.code == "validation_failed"
     assert await stock_of(a["id"], b["id"], c["id"], d["id"]) == [5, 2, 9, 0]
@@ -690,7 +691,8 @@ async def test_seeding_is_idempotent(app, anon):
 
 
 async def test_seeding_validates_like_the_api(app):
-    from catalog.service import CatalogError, ensure_product, ensure_region, ensure_supplier
+    from catalog.service import ensure_product, ensure_region, ensure_supplier
+    from common.errors import DomainError
 
     await ensure_region("bijie", "毕节", "贵州", ["GZ"])
     supplier = await ensure_supplier("毕节农业合作社", ["bijie"])
@@ -704,14 +706,14 @@ async def test_seeding_validates_like_the_api(app):
     ]
     before = await snapshot()
     for args, code, field in cases:
-        with pytest.raises(CatalogError) as err:
+        with pytest.raises(DomainError) as err:
             await ensure_product(*args)
         assert err.value.code == code, args
         if field:
             assert err.value.extra["errors"][0]["field"] == field
-    with pytest.raises(CatalogError) as err:
+    with pytest.raises(DomainError) as err:
         await ensure_supplier("另一个", ["atlantis"])
     assert err.value.extra["errors"][0]["field"] == "regions"
-    with pytest.raises(CatalogError):
+    with pytest.raises(DomainError):
         await ensure_region("Bad Code", "x", "y", [])
     assert await snapshot() == before

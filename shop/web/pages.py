@@ -26,7 +26,6 @@ from budgets import service as budgets
 from budgets.service import BudgetError
 from budgets.tables import Member, Union
 from catalog import service as catalog
-from catalog.service import CatalogError
 from catalog.tables import RegionPairing
 from shop import auth, refunds, reports
 from shop import service as orders
@@ -39,7 +38,7 @@ from shop.web import ui
 
 logger = logging.getLogger("shop.web")
 
-DomainError = (ShopError, CatalogError, BudgetError)
+DomainError = (ShopError, BudgetError)
 PAGE_SIZE = 20
 BASKET_COOKIE = "shop_basket"
 BASKET_MAX_LINES = 50
@@ -250,7 +249,6 @@ PAGE_EXCEPTION_HANDLERS = {
     404: _not_found,
     400: _bad_request,
     ShopError: _domain,
-    CatalogError: _domain,
     BudgetError: _domain,
     HTTPException: _http,
     Exception: _unexpected,
@@ -430,7 +428,7 @@ async def basket_view(basket: dict[int, int]) -> dict[str, Any]:
     for product_id, quantity in basket.items():
         try:
             product = await catalog.get_product(product_id)
-        except CatalogError:
+        except DomainError:
             continue
         available = product.status == "listed"
         amount = product.price_fen * quantity
@@ -836,7 +834,7 @@ class SupplierPages(Page):
             return await self._form(request, None, shown, problems, status_code=400)
         try:
             await catalog.create_product(request.user.supplier_id, **values)
-        except CatalogError as exc:
+        except DomainError as exc:
             return await self._form(request, None, shown, {}, error=ui.explain(exc), status_code=_status_of(exc))
         return Redirect(path="/supplier/products?ok=created", status_code=303)
 
@@ -864,7 +862,7 @@ class SupplierPages(Page):
             return await self._form(request, product, shown, problems, status_code=400)
         try:
             await catalog.update_product(request.user.supplier_id, product_id, values)
-        except CatalogError as exc:
+        except DomainError as exc:
             return await self._form(request, product, shown, {}, error=ui.explain(exc), status_code=_status_of(exc))
         return Redirect(path="/supplier/products?ok=saved", status_code=303)
 
@@ -912,7 +910,7 @@ class AdminPages(Page):
     async def approve(self, request: Request, product_id: FromPath[int]) -> Response:
         try:
             product = await catalog.approve_product(product_id)
-        except CatalogError as exc:
+        except DomainError as exc:
             return self._review_result(request, product_id, None, ui.explain(exc))
         return self._review_result(request, product_id, product, None)
 
@@ -924,7 +922,7 @@ class AdminPages(Page):
             return self._review_result(request, product_id, None, ui.problem("请填写驳回原因"))
         try:
             product = await catalog.reject_product(product_id, reason[:200])
-        except CatalogError as exc:
+        except DomainError as exc:
             return self._review_result(request, product_id, None, ui.explain(exc))
         return self._review_result(request, product_id, product, None)
 
