@@ -1,7 +1,8 @@
 """Catalog endpoints: regions, categories, suppliers, products and their review.
 
-Thin controllers: parse, call `catalog.service`, shape the answer. Which role reaches
-which controller is decided by the group it is exported in (`ROUTES`)."""
+Thin controllers: parse, call one function of `catalog.regions`, `catalog.suppliers` or
+`catalog.service` (products and review), shape the answer. Which role reaches which
+controller is decided by the group it is exported in (`ROUTES`)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from common.errors import DomainError
+from common.pagination import MAX_LIMIT
 
-from catalog import service
+from catalog import regions, service, suppliers
 from catalog.schemas import (
+    MAX_ID,
     CategoryList,
     ProductIn,
     ProductOut,
@@ -33,12 +36,12 @@ from catalog.schemas import (
 from catalog.tables import ProductStatus
 
 
-Limit = Annotated[int, QueryParameter(ge=1, le=service.MAX_LIMIT, description="at most 200")]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="at most 200")]
 Offset = Annotated[int, QueryParameter(ge=0)]
 RegionFilter = Annotated[str | None, QueryParameter(pattern=r"^[a-z0-9-]{1,32}$", max_length=32, description="region code")]
 CategoryFilter = Annotated[str | None, QueryParameter(max_length=16, description="category code")]
 StatusFilter = Annotated[str | None, QueryParameter(max_length=16, description="product state")]
-SupplierFilter = Annotated[int | None, QueryParameter(ge=1, le=service.MAX_ID)]
+SupplierFilter = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]
 TextFilter = Annotated[str | None, QueryParameter(max_length=100, description="in title or description")]
 
 
@@ -86,12 +89,12 @@ class RegionController(Controller):
 
     @get("/")
     async def list_regions(self, limit: Limit = 50, offset: Offset = 0) -> RegionPage:
-        items, total = await service.list_regions(limit=limit, offset=offset)
+        items, total = await regions.list_regions(limit=limit, offset=offset)
         return RegionPage(items=items, total=total)
 
     @get("/{code:str}")
     async def get_region(self, code: FromPath[str]) -> RegionOut:
-        return await service.get_region(code)
+        return await regions.get_region(code)
 
 
 class CategoryController(Controller):
@@ -101,7 +104,7 @@ class CategoryController(Controller):
 
     @get("/", sync_to_thread=False)
     def list_categories(self) -> CategoryList:
-        return CategoryList(items=service.list_categories())
+        return CategoryList(items=regions.list_categories())
 
 
 class ProductController(Controller):
@@ -132,7 +135,7 @@ class AdminRegionController(Controller):
 
     @post("/")
     async def create_region(self, request: Request[Any, Any, Any], data: JSONBody[RegionIn]) -> RegionOut:
-        return await service.create_region(data.code, data.name, data.province, data.paired_with)
+        return await regions.create_region(data.code, data.name, data.province, data.paired_with)
 
 
 class AdminSupplierController(Controller):
@@ -141,16 +144,16 @@ class AdminSupplierController(Controller):
 
     @post("/")
     async def create_supplier(self, request: Request[Any, Any, Any], data: JSONBody[SupplierIn]) -> SupplierOut:
-        return await service.create_supplier(data.name, data.regions)
+        return await suppliers.create_supplier(data.name, data.regions)
 
     @get("/")
     async def list_suppliers(self, limit: Limit = 50, offset: Offset = 0) -> SupplierPage:
-        items, total = await service.list_suppliers(limit=limit, offset=offset)
+        items, total = await suppliers.list_suppliers(limit=limit, offset=offset)
         return SupplierPage(items=items, total=total)
 
     @get("/{supplier_id:int}")
     async def get_supplier(self, supplier_id: FromPath[int]) -> SupplierOut:
-        return await service.get_supplier(supplier_id)
+        return await suppliers.get_supplier(supplier_id)
 
 
 class AdminReviewController(Controller):
@@ -202,7 +205,7 @@ class SupplierMeController(Controller):
 
     @get("/")
     async def me(self, request: Request[Any, Any, Any]) -> SupplierOut:
-        return await service.get_supplier(_supplier_id(request))
+        return await suppliers.get_supplier(_supplier_id(request))
 
 
 class SupplierProductController(Controller):

@@ -17,7 +17,7 @@ from piccolo.engine.postgres import PostgresEngine
 
 from budgets import service as budgets
 from budgets.tables import Member, Union
-from catalog import service as catalog
+from catalog.stock import release_stock, reserve_stock
 from shop.db import is_unique_violation
 from shop.errors import ShopError, invalid
 from shop.payments import Provider, TransferProvider
@@ -124,7 +124,7 @@ async def place_order(
             if existing := await find_by_key(branch_id, key):  # a twin committed meanwhile
                 return _replay(existing, digest), False
             await _check_members(member_ids, branch_id)
-            reserved = await catalog.reserve_stock([(line.product_id, line.quantity) for line in body.lines])
+            reserved = await reserve_stock([(line.product_id, line.quantity) for line in body.lines])
             total = sum(line.amount_fen for line in reserved)
             if body.members is not None:
                 if total < len(member_ids):
@@ -214,7 +214,7 @@ async def close_order(order_id: int, status: str, now: datetime, reason: str = "
         if not changed:
             return False
         lines = await OrderLine.select(OrderLine.product, OrderLine.quantity).where(OrderLine.order == order_id)
-        await catalog.release_stock(sorted((l["product"], l["quantity"]) for l in lines))
+        await release_stock(sorted((l["product"], l["quantity"]) for l in lines))
         shares = await _shares(order_id)
         await budgets.release(shares, year=order["year"], order_id=order_id, at=now)
     logger.info("order %s %s%s", order_id, status, f" ({reason})" if reason else "")

@@ -569,7 +569,7 @@ async def stock_of(*ids: int) -> list[int]:
 
 
 async def test_reserve_and_release_stock(world):
-    from catalog.service import ReservedLine, release_stock, reserve_stock
+    from catalog.stock import ReservedLine, release_stock, reserve_stock
 
     a = await product_in_state(world, "listed", price_fen=2500, stock=10)
     b = await product_in_state(world, "listed", sup=world.sup_b, region="heyuan", title="丝苗米", price_fen=3999, stock=3)
@@ -589,7 +589,7 @@ async def test_reserve_and_release_stock(world):
 
 
 async def test_reserve_stock_is_all_or_nothing(world):
-    from catalog.service import reserve_stock
+    from catalog.stock import reserve_stock
     from common.errors import DomainError
 
     a = await product_in_state(world, "listed", title="甲", stock=5)
@@ -625,7 +625,7 @@ async def test_reserve_stock_is_all_or_nothing(world):
 
 
 async def test_reserve_stock_joins_the_callers_transaction(world):
-    from catalog.service import reserve_stock
+    from catalog.stock import reserve_stock
     from catalog.tables import Product
 
     a = await product_in_state(world, "listed", stock=5)
@@ -647,23 +647,26 @@ async def test_reserve_stock_joins_the_callers_transaction(world):
 
 
 async def seed_catalog() -> dict[str, int]:
-    from catalog import service
+    from catalog.regions import ensure_region
+    from catalog.service import ensure_product
+    from catalog.suppliers import ensure_supplier
 
     for r in json.loads((SEEDS / "regions.json").read_text(encoding="utf-8")):
-        await service.ensure_region(r["code"], r["name"], r["province"], r["paired_with"])
+        await ensure_region(r["code"], r["name"], r["province"], r["paired_with"])
     suppliers = {}
     for s in json.loads((SEEDS / "suppliers.json").read_text(encoding="utf-8")):
-        suppliers[s["name"]] = await service.ensure_supplier(s["name"], s["regions"])
+        suppliers[s["name"]] = await ensure_supplier(s["name"], s["regions"])
     ids = {}
     for p in json.loads((SEEDS / "products.json").read_text(encoding="utf-8")):
-        ids[p["title"]] = await service.ensure_product(
+        ids[p["title"]] = await ensure_product(
             suppliers[p["supplier"]], p["title"], p["region"], p["category"], p["unit"], p["price_fen"], p["stock"], p["description"], p["status"]
         )
     return ids
 
 
 async def test_seeding_is_idempotent(app, anon):
-    from catalog import service
+    from catalog.regions import ensure_region
+    from catalog.suppliers import ensure_supplier
 
     products = json.loads((SEEDS / "products.json").read_text(encoding="utf-8"))
     first = await seed_catalog()
@@ -685,13 +688,15 @@ async def test_seeding_is_idempotent(app, anon):
     assert expected and [i["id"] for i in lychee["items"]] == sorted(expected) and lychee["total"] == len(expected)
     # ensure_supplier with no regions just finds the supplier; ensure_region adds a missing pairing
     name = json.loads((SEEDS / "suppliers.json").read_text(encoding="utf-8"))[0]["name"]
-    assert await service.ensure_supplier(name, []) == (await anon.get(f"/api/products/{first[products[0]['title']]}")).json()["supplier_id"]
-    await service.ensure_region("bijie", "毕节", "贵州", ["GZ", "SZ"])
+    assert await ensure_supplier(name, []) == (await anon.get(f"/api/products/{first[products[0]['title']]}")).json()["supplier_id"]
+    await ensure_region("bijie", "毕节", "贵州", ["GZ", "SZ"])
     assert (await anon.get("/api/regions/bijie")).json()["paired_with"] == ["GZ", "SZ"]
 
 
 async def test_seeding_validates_like_the_api(app):
-    from catalog.service import ensure_product, ensure_region, ensure_supplier
+    from catalog.regions import ensure_region
+    from catalog.service import ensure_product
+    from catalog.suppliers import ensure_supplier
     from common.errors import DomainError
 
     await ensure_region("bijie", "毕节", "贵州", ["GZ"])

@@ -26,6 +26,8 @@ from budgets import service as budgets
 from budgets.service import BudgetError
 from budgets.tables import Member, Union
 from catalog import service as catalog
+from catalog.regions import CATEGORIES, get_region, list_regions
+from catalog.suppliers import get_supplier
 from catalog.tables import RegionPairing
 from shop import auth, refunds, reports
 from shop import service as orders
@@ -326,7 +328,7 @@ class HomePage(Page):
 
 
 async def _regions() -> list[Any]:
-    items, _ = await catalog.list_regions(limit=200)
+    items, _ = await list_regions(limit=200)
     return items
 
 
@@ -342,7 +344,7 @@ async def _paired_unions() -> list[dict[str, str]]:
 def _catalog_filters(region: str | None, category: str | None, q: str | None) -> dict[str, Any]:
     """Filters as the service takes them; anything malformed is simply dropped."""
     region = region if region and len(region) <= 32 and region.replace("-", "").isalnum() and region.islower() else None
-    category = category if category in catalog.CATEGORIES else None
+    category = category if category in CATEGORIES else None
     q = (q or "").strip()[:100] or None
     return {"region": region, "category": category, "q": q}
 
@@ -374,7 +376,7 @@ class CatalogPages(Page):
             products=items,
             pager=pager(total, number),
             regions=await _regions(),
-            categories=catalog.CATEGORIES,
+            categories=CATEGORIES,
             paired_unions=await _paired_unions(),
             filters={**filters, "paired_with": paired},
         )
@@ -383,7 +385,7 @@ class CatalogPages(Page):
     async def product(self, request: Request, product_id: FromPath[int]) -> Template:
         user = await optional_user(request)
         product = await catalog.get_product(product_id, listed_only=True)
-        region = await catalog.get_region(product.region)
+        region = await get_region(product.region)
         return render(request, "product.html", user=user, product=product, region=region)
 
 
@@ -505,7 +507,7 @@ class ShopPages(Page):
             "products": products,
             "pager": pager(total, number, 12),
             "regions": await _regions(),
-            "categories": catalog.CATEGORIES,
+            "categories": CATEGORIES,
             "filters": filters,
             "show_all": show_all,
             "basket": view,
@@ -766,7 +768,7 @@ def _product_form(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
         problems["unit"] = "请填写单位，如“箱”“盒”“袋”"
     elif len(raw["unit"]) > 8:
         problems["unit"] = "单位最多 8 个字"
-    if raw["category"] not in catalog.CATEGORIES:
+    if raw["category"] not in CATEGORIES:
         problems["category"] = "请选择品类"
     if not raw["region"]:
         problems["region"] = "请选择产地"
@@ -792,8 +794,8 @@ def _product_form(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
 
 class SupplierPages(Page):
     async def _regions_of_supplier(self, request: Request) -> list[Any]:
-        supplier = await catalog.get_supplier(request.user.supplier_id)
-        return [await catalog.get_region(code) for code in supplier.regions]
+        supplier = await get_supplier(request.user.supplier_id)
+        return [await get_region(code) for code in supplier.regions]
 
     async def _form(self, request: Request, product: Any | None, values: dict[str, Any], problems: dict[str, str], error: Any = None, status_code: int = 200) -> Template:
         return render(
@@ -805,7 +807,7 @@ class SupplierPages(Page):
             problems=problems,
             error=error,
             regions=await self._regions_of_supplier(request),
-            categories=catalog.CATEGORIES,
+            categories=CATEGORIES,
         )
 
     @get("/supplier/products")
@@ -815,7 +817,7 @@ class SupplierPages(Page):
         items, total = await catalog.list_products(
             supplier_id=request.user.supplier_id, status=status, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
         )
-        supplier = await catalog.get_supplier(request.user.supplier_id)
+        supplier = await get_supplier(request.user.supplier_id)
         return render(
             request, "supplier_products.html", products=items, pager=pager(total, number), status=status, states=ui.PRODUCT_STATES, supplier=supplier
         )
