@@ -1,8 +1,9 @@
 """Catalog endpoints: regions, categories, suppliers, products and their review.
 
 Thin controllers: parse, call one function of `catalog.regions`, `catalog.suppliers` or
-`catalog.service` (products and review), shape the answer. Which role reaches which
-controller is decided by the group it is exported in (`ROUTES`)."""
+`catalog.service` (products and review), shape the answer. Lists take `common.pagination`'s
+`page` (query `limit`, `offset`). Which role reaches which controller is decided by the
+group it is exported in (`ROUTES`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from common.errors import DomainError
-from common.pagination import MAX_LIMIT
+from common.pagination import PAGINATION, Paging
 
 from catalog import regions, service, suppliers
 from catalog.schemas import (
@@ -36,8 +37,6 @@ from catalog.schemas import (
 from catalog.tables import ProductStatus
 
 
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="at most 200")]
-Offset = Annotated[int, QueryParameter(ge=0)]
 RegionFilter = Annotated[str | None, QueryParameter(pattern=r"^[a-z0-9-]{1,32}$", max_length=32, description="region code")]
 CategoryFilter = Annotated[str | None, QueryParameter(max_length=16, description="category code")]
 StatusFilter = Annotated[str | None, QueryParameter(max_length=16, description="product state")]
@@ -51,8 +50,8 @@ async def product_filters(
     supplier_id: SupplierFilter = None,
     paired_with: FromQuery[list[UnionCode] | None] = None,
     q: TextFilter = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    *,
+    page: Paging,
 ) -> dict[str, Any]:
     """The query every product list takes (as keyword arguments of `service.list_products`)."""
     return {
@@ -61,8 +60,8 @@ async def product_filters(
         "supplier_id": supplier_id,
         "paired_with": paired_with,
         "q": q,
-        "limit": limit,
-        "offset": offset,
+        "limit": page.limit,
+        "offset": page.offset,
     }
 
 
@@ -86,10 +85,11 @@ class RegionController(Controller):
     path = "/api/regions"
     opt = {"exclude_from_auth": True}
     tags = ["catalog"]
+    dependencies = PAGINATION
 
     @get("/")
-    async def list_regions(self, limit: Limit = 50, offset: Offset = 0) -> RegionPage:
-        items, total = await regions.list_regions(limit=limit, offset=offset)
+    async def list_regions(self, page: Paging) -> RegionPage:
+        items, total = await regions.list_regions(limit=page.limit, offset=page.offset)
         return RegionPage(items=items, total=total)
 
     @get("/{code:str}")
@@ -113,6 +113,7 @@ class ProductController(Controller):
     path = "/api/products"
     opt = {"exclude_from_auth": True}
     tags = ["catalog"]
+    dependencies = PAGINATION
 
     @get("/", dependencies=PRODUCT_FILTERS)
     async def list_products(self, filters: Filters) -> ProductPage:
@@ -141,14 +142,15 @@ class AdminRegionController(Controller):
 class AdminSupplierController(Controller):
     path = "/api/admin/suppliers"
     tags = ["catalog admin"]
+    dependencies = PAGINATION
 
     @post("/")
     async def create_supplier(self, request: Request[Any, Any, Any], data: JSONBody[SupplierIn]) -> SupplierOut:
         return await suppliers.create_supplier(data.name, data.regions)
 
     @get("/")
-    async def list_suppliers(self, limit: Limit = 50, offset: Offset = 0) -> SupplierPage:
-        items, total = await suppliers.list_suppliers(limit=limit, offset=offset)
+    async def list_suppliers(self, page: Paging) -> SupplierPage:
+        items, total = await suppliers.list_suppliers(limit=page.limit, offset=page.offset)
         return SupplierPage(items=items, total=total)
 
     @get("/{supplier_id:int}")
@@ -159,6 +161,7 @@ class AdminSupplierController(Controller):
 class AdminReviewController(Controller):
     path = "/api/admin/reviews"
     tags = ["catalog admin"]
+    dependencies = PAGINATION
 
     @get("/", dependencies=PRODUCT_FILTERS)
     async def pending(self, filters: Filters) -> ProductPage:
@@ -170,6 +173,7 @@ class AdminReviewController(Controller):
 class AdminProductController(Controller):
     path = "/api/admin/products"
     tags = ["catalog admin"]
+    dependencies = PAGINATION
 
     @get("/", dependencies=PRODUCT_FILTERS)
     async def list_products(self, filters: Filters, status: StatusFilter = None) -> ProductPage:
@@ -211,6 +215,7 @@ class SupplierMeController(Controller):
 class SupplierProductController(Controller):
     path = "/api/supplier/products"
     tags = ["supplier"]
+    dependencies = PAGINATION
 
     @get("/", dependencies=PRODUCT_FILTERS)
     async def list_products(self, request: Request[Any, Any, Any], filters: Filters, status: StatusFilter = None) -> ProductPage:
