@@ -15,7 +15,7 @@ from piccolo.columns.combination import WhereRaw
 
 from common.clock import local, utcnow
 from common.errors import DomainError, invalid
-from common.sql import for_update
+from common.sql import for_update, like_pattern
 
 from catalog.regions import CATEGORIES, check_category
 from catalog.schemas import MAX_ID, ProductIn, ProductOut, ProductPatch, check_page, clean_text, validated
@@ -88,18 +88,16 @@ def _product_out(row: dict[str, Any]) -> ProductOut:
     )
 
 
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _text_match(q: str) -> WhereRaw:
-    """Title or description contains `q`: case-insensitive for Latin letters, any script matches as a substring."""
-    op = "ILIKE" if Product._meta.db.engine_type in ("postgres", "cockroach") else "LIKE"  # SQLite's LIKE ignores ASCII case
+    """Title or description contains `q`, by the same SQL on both databases: `q` lower-cased and
+    `!`-escaped (`common.sql.like_pattern`) against the lower-cased column. ASCII letters match
+    in either case, Chinese (uncased) as a plain substring, `%`, `_`, `!` and `\\` literally.
+    Capitals outside ASCII (`Ａ`, `É`) are lower-cased in `q` too; PostgreSQL's LOWER folds the
+    column's alike, SQLite's folds ASCII only, so there only their lower-case spelling is found."""
     table = Product._meta.tablename
-    pattern = _like_pattern(q)
+    pattern = like_pattern(q)
     return WhereRaw(
-        f'("{table}"."title" {op} {{}} ESCAPE \'\\\' OR "{table}"."description" {op} {{}} ESCAPE \'\\\')',
+        f'(LOWER("{table}"."title") LIKE {{}} ESCAPE \'!\' OR LOWER("{table}"."description") LIKE {{}} ESCAPE \'!\')',
         pattern,
         pattern,
     )

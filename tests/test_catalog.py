@@ -536,6 +536,22 @@ async def test_list_filters(world, anon):
         assert body["errors"][0]["field"] == field, (query, body)
 
 
+async def test_text_filter_takes_its_escape_characters_literally(world, anon):
+    """`q` is one LIKE pattern escaped with `!`: a `!` or a backslash in it is plain text."""
+    bang = await product_in_state(world, "listed", title="特价!高山茶 TEA", description="明前")
+    slash = await product_in_state(world, "listed", title="反斜杠\\米", description="新米")
+
+    async def ids(q: str) -> list[int]:
+        r = await anon.get("/api/products", params={"q": q})
+        assert r.status_code == 200, r.text
+        return [i["id"] for i in r.json()["items"]]
+
+    assert await ids("!") == await ids("价!高") == await ids("!高山茶 t") == [bang["id"]]
+    assert await ids("\\") == await ids("杠\\米") == [slash["id"]]
+    assert await ids("!%") == await ids("!_") == await ids("!!") == []
+    assert await ids("tea") == await ids("TeA") == [bang["id"]]
+
+
 async def test_pagination_and_ordering(world, anon):
     made = [(await product_in_state(world, "listed", title=f"绿茶 {n}"))["id"] for n in range(7)]
     assert made == sorted(made)
