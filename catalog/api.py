@@ -1,7 +1,9 @@
 """Catalog endpoints: regions, categories, suppliers, products and their review.
 
-Thin controllers: parse, call `catalog.service`, shape the answer. Which role reaches
-which controller is decided by the group it is exported in (`ROUTES`)."""
+Thin controllers: parse, call one function of `catalog.regions`, `catalog.suppliers` or
+`catalog.service` (products and review), shape the answer. Lists take `common.pagination`'s
+`page` (query `limit`, `offset`). Which role reaches which controller is decided by the
+group it is exported in (`ROUTES`)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,12 @@ from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from catalog import service
+from common.errors import DomainError
+from common.pagination import PAGINATION, Paging
+
+from catalog import regions, service, suppliers
 from catalog.schemas import (
+    MAX_ID,
     CategoryList,
     ProductIn,
     ProductOut,
@@ -28,14 +34,13 @@ from catalog.schemas import (
     SupplierPage,
     UnionCode,
 )
+from catalog.tables import ProductStatus
 
 
-Limit = Annotated[int, QueryParameter(ge=1, le=service.MAX_LIMIT, description="at most 200")]
-Offset = Annotated[int, QueryParameter(ge=0)]
 RegionFilter = Annotated[str | None, QueryParameter(pattern=r"^[a-z0-9-]{1,32}$", max_length=32, description="region code")]
 CategoryFilter = Annotated[str | None, QueryParameter(max_length=16, description="category code")]
 StatusFilter = Annotated[str | None, QueryParameter(max_length=16, description="product state")]
-SupplierFilter = Annotated[int | None, QueryParameter(ge=1, le=service.MAX_ID)]
+SupplierFilter = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]
 TextFilter = Annotated[str | None, QueryParameter(max_length=100, description="in title or description")]
 
 
@@ -45,8 +50,8 @@ async def product_filters(
     supplier_id: SupplierFilter = None,
     paired_with: FromQuery[list[UnionCode] | None] = None,
     q: TextFilter = None,
-    limit: Limit = 50,
-    offset: Offset = 0,
+    *,
+    page: Paging,
 ) -> dict[str, Any]:
     """The query every product list takes (as keyword arguments of `service.list_products`)."""
     return {
@@ -55,8 +60,8 @@ async def product_filters(
         "supplier_id": supplier_id,
         "paired_with": paired_with,
         "q": q,
-        "limit": limit,
-        "offset": offset,
+        "limit": page.limit,
+        "offset": page.offset,
     }
 
 
@@ -67,7 +72,7 @@ Filters = NamedDependency[dict[str, Any]]
 def _supplier_id(request: Request[Any, Any, Any]) -> int:
     supplier_id = getattr(request.user, "supplier_id", None)
     if supplier_id is None:
-        raise service.CatalogError("forbidden", "this account is not linked to a supplier")
+        raise DomainError("forbidden", "this account is not linked to a supplier")
     return supplier_id
 
 
@@ -80,15 +85,16 @@ class RegionController(Controller):
     path = "/api/regions"
     opt = {"exclude_from_auth": True}
     tags = ["catalog"]
+    dependencies = PAGINATION
 
     @get("/")
-    async def list_regions(self, limit: Limit = 50, offset: Offset = 0) -> RegionPage:
-        items, total = await service.list_regions(limit=limit, offset=offset)
+    async def list_regions(self, page: Paging) -> RegionPage:
+        items, total = await regions.list_regions(limit=page.limit, offset=page.offset)
         return RegionPage(items=items, total=total)
 
     @get("/{code:str}")
     async def get_region(self, code: FromPath[str]) -> RegionOut:
-        return await service.get_region(code)
+        return await regions.get_region(code)
 
 
 class CategoryController(Controller):
@@ -98,7 +104,7 @@ class CategoryController(Controller):
 
     @get("/", sync_to_thread=False)
     def list_categories(self) -> CategoryList:
-        return CategoryList(items=service.list_categories())
+        return CategoryList(items=regions.list_categories())
 
 
 class ProductController(Controller):
@@ -107,10 +113,11 @@ class ProductController(Controller):
     path = "/api/products"
     opt = {"exclude_from_auth": True}
     tags = ["catalog"]
+    dependencies = PAGINATION
 
     @get("/", dependencies=PRODUCT_FILTERS)
     async def list_products(self, filters: Filters) -> ProductPage:
-        items, total = await service.list_products(status="listed", **filters)
+        items, total = await service.list_products(status=ProductStatus.listed, **filters)
         return ProductPage(items=items, total=total)
 
     @get("/{product_id:int}")
@@ -129,41 +136,44 @@ class AdminRegionController(Controller):
 
     @post("/")
     async def create_region(self, request: Request[Any, Any, Any], data: JSONBody[RegionIn]) -> RegionOut:
-        return await service.create_region(data.code, data.name, data.province, data.paired_with)
+        return await regions.create_region(data.code, data.name, data.province, data.paired_with)
 
 
 class AdminSupplierController(Controller):
     path = "/api/admin/suppliers"
     tags = ["catalog admin"]
+    dependencies = PAGINATION
 
     @post("/")
     async def create_supplier(self, request: Request[Any, Any, Any], data: JSONBody[SupplierIn]) -> SupplierOut:
-        return await service.create_supplier(data.name, data.regions)
+        return await suppliers.create_supplier(data.name, data.regions)
 
     @get("/")
-    async def list_suppliers(self, limit: Limit = 50, offset: Offset = 0) -> SupplierPage:
-        items, total = await service.list_suppliers(limit=limit, offset=offset)
+    async def list_suppliers(self, page: Paging) -> SupplierPage:
+        items, total = await suppliers.list_suppliers(limit=page.limit, offset=page.offset)
         return SupplierPage(items=items, total=total)
 
     @get("/{supplier_id:int}")
     async def get_supplier(self, supplier_id: FromPath[int]) -> SupplierOut:
-        return await service.get_supplier(supplier_id)
+        return await suppliers.get_supplier(supplier_id)
 
 
 class AdminReviewController(Controller):
     path = "/api/admin/reviews"
     tags = ["catalog admin"]
+    dependencies = PAGINATION
 
     @get("/", dependencies=PRODUCT_FILTERS)
     async def pending(self, filters: Filters) -> ProductPage:
         """Products waiting for review, oldest first."""
-        items, total = await service.list_products(status="pending_review", **filters)
+        items, total = await service.list_products(status=ProductStatus.pending_review, **filters)
         return ProductPage(items=items, total=total)
 
 
 class AdminProductController(Controller):
     path = "/api/admin/products"
     tags = ["catalog admin"]
+    dependencies = PAGINATION
 
     @get("/", dependencies=PRODUCT_FILTERS)
     async def list_products(self, filters: Filters, status: StatusFilter = None) -> ProductPage:
@@ -199,12 +209,13 @@ class SupplierMeController(Controller):
 
     @get("/")
     async def me(self, request: Request[Any, Any, Any]) -> SupplierOut:
-        return await service.get_supplier(_supplier_id(request))
+        return await suppliers.get_supplier(_supplier_id(request))
 
 
 class SupplierProductController(Controller):
     path = "/api/supplier/products"
     tags = ["supplier"]
+    dependencies = PAGINATION
 
     @get("/", dependencies=PRODUCT_FILTERS)
     async def list_products(self, request: Request[Any, Any, Any], filters: Filters, status: StatusFilter = None) -> ProductPage:

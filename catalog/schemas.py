@@ -1,15 +1,21 @@
-"""msgspec structs for the catalog's bodies and answers (regions, suppliers, products, review)."""
+"""msgspec structs for the catalog's bodies and answers (regions, suppliers, products, review),
+and the checks that hold callers who do not come through HTTP (seeding, pages) to the same limits."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from common.errors import DomainError, invalid
+from common.pagination import MAX_LIMIT
+
 # ---- scalar types, with the limits every entry point shares (API and seeding) ----
-Id = Annotated[int, Meta(ge=1, le=2**31 - 1)]
+MAX_ID = 2**31 - 1  # a database INTEGER: a larger id names nothing
+Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
 RegionCode = Annotated[str, Meta(pattern=r"^[a-z0-9-]{1,32}$", max_length=32)]
 UnionCode = Annotated[str, Meta(pattern=r"^[A-Z0-9-]{1,32}$", max_length=32)]
 RegionName = Annotated[str, Meta(min_length=1, max_length=50)]
@@ -119,7 +125,7 @@ class ProductOut(msgspec.Struct, kw_only=True):
     stock: int
     supplier_id: int
     supplier_name: str
-    status: str
+    status: str  # a ProductStatus; typed `str` so the OpenAPI schema stays the plain string it was
     description: str
     review_note: str
     created_at: datetime
@@ -129,3 +135,41 @@ class ProductOut(msgspec.Struct, kw_only=True):
 class ProductPage(msgspec.Struct, kw_only=True):
     items: list[ProductOut]
     total: int
+
+
+# ---- the same limits for callers that do not come through HTTP ----
+StructT = TypeVar("StructT", bound=msgspec.Struct)
+
+
+def validated(struct_type: type[StructT], values: dict[str, Any]) -> StructT:
+    """`values` as `struct_type`, or a `validation_failed` naming the field at fault."""
+    try:
+        return msgspec.convert(values, struct_type)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(exc) from exc
+
+
+def _validation_error(exc: msgspec.ValidationError) -> DomainError:
+    """msgspec's message (`... - at `$.a[0]``) -> validation_failed naming the field (`a[0]`)."""
+    message, _, path = str(exc).partition(" - at `$.")
+    field = path.rstrip("`") if path else ""
+    if not field and (named := re.search(r"field `([^`]*)`", message)):
+        field = named[1]
+    return invalid(field or "body", message)
+
+
+def clean_text(field: str, value: str) -> str:
+    """`value` without surrounding blanks; nothing left is a `validation_failed`."""
+    value = value.strip()
+    if not value:
+        raise invalid(field, "must not be blank")
+    return value
+
+
+def check_page(limit: int, offset: int) -> None:
+    """`limit` 1..MAX_LIMIT and `offset` not negative, as the API's pagination has them, for callers
+    that do not come through it (the pages)."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise invalid("limit", f"must be between 1 and {MAX_LIMIT}")
+    if offset < 0:
+        raise invalid("offset", "must not be negative")

@@ -1,4 +1,7 @@
-"""Catalog tables: paired regions, suppliers, certified regions, products."""
+"""Catalog tables: paired regions, suppliers, certified regions, products, and the
+product's states (one `StrEnum`, also the CHECK constraint's list)."""
+
+from enum import StrEnum
 
 from piccolo.columns import ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
@@ -7,10 +10,18 @@ from piccolo.columns.base import OnDelete
 from piccolo.table import Table
 
 
-def _sql_in(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+class ProductStatus(StrEnum):
+    """Where a product is in the listing review (`catalog.service.TRANSITIONS` moves it)."""
 
-PRODUCT_STATES = ("draft", "pending_review", "listed", "rejected", "delisted")
+    draft = "draft"
+    pending_review = "pending_review"
+    listed = "listed"
+    rejected = "rejected"
+    delisted = "delisted"
+
+
+def _sql_in(values: type[StrEnum]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 class Region(Table, tablename="catalog_region"):
@@ -53,11 +64,11 @@ class Product(Table, tablename="catalog_product"):
     price_fen = Integer()
     stock = Integer(default=0)
     description = Text(default="")
-    status = Varchar(length=16, default="draft", index=True)
+    status = Varchar(length=16, default=ProductStatus.draft, index=True)
     review_note = Varchar(length=200, default="")
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 
     product_price_positive = Check(price_fen > 0)
     product_stock_non_negative = Check(stock >= 0)
-    product_status_known = Check('"status" IN ' + _sql_in(PRODUCT_STATES))
+    product_status_known = Check('"status" IN ' + _sql_in(ProductStatus))

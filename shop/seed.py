@@ -11,6 +11,8 @@ import budgets.members
 import budgets.targets
 import budgets.unions
 from catalog import service as catalog
+from catalog.regions import ensure_region
+from catalog.suppliers import ensure_supplier
 from shop.auth import accounts
 from shop.auth.tables import User
 
@@ -30,11 +32,11 @@ async def seed() -> dict[str, int]:
     counts["unions"] = len(unions)
     regions = _load("regions.json")
     for r in regions:
-        await catalog.ensure_region(r["code"], r["name"], r["province"], r["paired_with"])
+        await ensure_region(r["code"], r["name"], r["province"], r["paired_with"])
     counts["regions"] = len(regions)
     suppliers: dict[str, int] = {}
     for s in _load("suppliers.json"):
-        suppliers[s["name"]] = await catalog.ensure_supplier(s["name"], s["regions"])
+        suppliers[s["name"]] = await ensure_supplier(s["name"], s["regions"])
     counts["suppliers"] = len(suppliers)
     products = _load("products.json")
     for p in products:
@@ -70,7 +72,7 @@ async def demo_users() -> list[dict[str, str]]:
             found = await budgets.unions.union_by_code(u["union_code"])
             union_id = found["id"] if found else None
         if u.get("supplier"):
-            supplier_id = await catalog.ensure_supplier(u["supplier"], [])
+            supplier_id = await ensure_supplier(u["supplier"], [])
         if not await User.exists().where(User.username == u["username"]):
             await accounts.create_user(u["username"], u["password"], u["role"], union_id=union_id, supplier_id=supplier_id)
         made.append({"username": u["username"], "password": u["password"], "role": u["role"], "scope": u.get("union_code") or u.get("supplier") or "全部"})

@@ -536,6 +536,22 @@ async def test_list_filters(world, anon):
         assert body["errors"][0]["field"] == field, (query, body)
 
 
+async def test_text_filter_takes_its_escape_characters_literally(world, anon):
+    """`q` is one LIKE pattern escaped with `!`: a `!` or a backslash in it is plain text."""
+    bang = await product_in_state(world, "listed", title="特价!高山茶 TEA", description="明前")
+    slash = await product_in_state(world, "listed", title="反斜杠\\米", description="新米")
+
+    async def ids(q: str) -> list[int]:
+        r = await anon.get("/api/products", params={"q": q})
+        assert r.status_code == 200, r.text
+        return [i["id"] for i in r.json()["items"]]
+
+    assert await ids("!") == await ids("价!高") == await ids("!高山茶 t") == [bang["id"]]
+    assert await ids("\\") == await ids("杠\\米") == [slash["id"]]
+    assert await ids("!%") == await ids("!_") == await ids("!!") == []
+    assert await ids("tea") == await ids("TeA") == [bang["id"]]
+
+
 async def test_pagination_and_ordering(world, anon):
     made = [(await product_in_state(world, "listed", title=f"绿茶 {n}"))["id"] for n in range(7)]
     assert made == sorted(made)
@@ -569,7 +585,7 @@ async def stock_of(*ids: int) -> list[int]:
 
 
 async def test_reserve_and_release_stock(world):
-    from catalog.service import ReservedLine, release_stock, reserve_stock
+    from catalog.stock import ReservedLine, release_stock, reserve_stock
 
     a = await product_in_state(world, "listed", price_fen=2500, stock=10)
     b = await product_in_state(world, "listed", sup=world.sup_b, region="heyuan", title="丝苗米", price_fen=3999, stock=3)
@@ -589,13 +605,14 @@ async def test_reserve_and_release_stock(world):
 
 
 async def test_reserve_stock_is_all_or_nothing(world):
-    from catalog.service import CatalogError, reserve_stock
+    from catalog.stock import reserve_stock
+    from common.errors import DomainError
 
     a = await product_in_state(world, "listed", title="甲", stock=5)
     b = await product_in_state(world, "listed", title="乙", stock=2)
     c = await product_in_state(world, "listed", title="丙", stock=9)
     d = await product_in_state(world, "listed", title="丁", stock=0)
-    with pytest.raises(CatalogError) as err:
+    with pytest.raises(DomainError) as err:
         await reserve_stock([(c["id"], 1), (d["id"], 1), (a["id"], 5), (b["id"], 3)])
     assert err.value.code == "out_of_stock"
     assert err.value.extra["products"] == [
@@ -606,25 +623,25 @@ async def test_reserve_stock_is_all_or_nothing(world):
 
     draft = await product_in_state(world, "draft", title="戊")
     pending = await product_in_state(world, "pending_review", title="己")
-    with pytest.raises(CatalogError) as err:
+    with pytest.raises(DomainError) as err:
         await reserve_stock([(a["id"], 1), (pending["id"], 1), (draft["id"], 1)])
     assert err.value.code == "not_listed"
     assert err.value.extra["products"] == [
         {"product_id": draft["id"], "status": "draft"},
         {"product_id": pending["id"], "status": "pending_review"},
     ]
-    with pytest.raises(CatalogError) as err:
+    with pytest.raises(DomainError) as err:
         await reserve_stock([(a["id"], 1), (99999, 1), (2**40, 1)])
     assert err.value.code == "not_found" and err.value.extra["products"] == [99999, 2**40]
     for bad in ([(a["id"], 0)], [(a["id"], 1), (a["id"], 1)]):
-        with pytest.raises(CatalogError) as err:
+        with pytest.raises(DomainError) as err:
             await reserve_stock(bad)
         assert err.value.code == "validation_failed"
     assert await stock_of(a["id"], b["id"], c["id"], d["id"]) == [5, 2, 9, 0]
 
 
 async def test_reserve_stock_joins_the_callers_transaction(world):
-    from catalog.service import reserve_stock
+    from catalog.stock import reserve_stock
     from catalog.tables import Product
 
     a = await product_in_state(world, "listed", stock=5)
@@ -646,23 +663,26 @@ async def test_reserve_stock_joins_the_callers_transaction(world):
 
 
 async def seed_catalog() -> dict[str, int]:
-    from catalog import service
+    from catalog.regions import ensure_region
+    from catalog.service import ensure_product
+    from catalog.suppliers import ensure_supplier
 
     for r in json.loads((SEEDS / "regions.json").read_text(encoding="utf-8")):
-        await service.ensure_region(r["code"], r["name"], r["province"], r["paired_with"])
+        await ensure_region(r["code"], r["name"], r["province"], r["paired_with"])
     suppliers = {}
     for s in json.loads((SEEDS / "suppliers.json").read_text(encoding="utf-8")):
-        suppliers[s["name"]] = await service.ensure_supplier(s["name"], s["regions"])
+        suppliers[s["name"]] = await ensure_supplier(s["name"], s["regions"])
     ids = {}
     for p in json.loads((SEEDS / "products.json").read_text(encoding="utf-8")):
-        ids[p["title"]] = await service.ensure_product(
+        ids[p["title"]] = await ensure_product(
             suppliers[p["supplier"]], p["title"], p["region"], p["category"], p["unit"], p["price_fen"], p["stock"], p["description"], p["status"]
         )
     return ids
 
 
 async def test_seeding_is_idempotent(app, anon):
-    from catalog import service
+    from catalog.regions import ensure_region
+    from catalog.suppliers import ensure_supplier
 
     products = json.loads((SEEDS / "products.json").read_text(encoding="utf-8"))
     first = await seed_catalog()
@@ -684,18 +704,16 @@ async def test_seeding_is_idempotent(app, anon):
     assert expected and [i["id"] for i in lychee["items"]] == sorted(expected) and lychee["total"] == len(expected)
     # ensure_supplier with no regions just finds the supplier; ensure_region adds a missing pairing
     name = json.loads((SEEDS / "suppliers.json").read_text(encoding="utf-8"))[0]["name"]
-    assert await service.ensure_supplier(name, []) == (await anon.get(f"/api/products/{first[products[0]['title']]}")).json()["supplier_id"]
-    await service.ensure_region("bijie", "毕节", "贵州", ["GZ", "SZ"])
+    assert await ensure_supplier(name, []) == (await anon.get(f"/api/products/{first[products[0]['title']]}")).json()["supplier_id"]
+    await ensure_region("bijie", "毕节", "贵州", ["GZ", "SZ"])
     assert (await anon.get("/api/regions/bijie")).json()["paired_with"] == ["GZ", "SZ"]
 
 
 async def test_seeding_validates_like_the_api(app):
-    from catalog.service import (
-        CatalogError,
-        ensure_product,
-        ensure_region,
-        ensure_supplier,
-    )
+    from catalog.regions import ensure_region
+    from catalog.service import ensure_product
+    from catalog.suppliers import ensure_supplier
+    from common.errors import DomainError
 
     await ensure_region("bijie", "毕节", "贵州", ["GZ"])
     supplier = await ensure_supplier("毕节农业合作社", ["bijie"])
@@ -709,14 +727,14 @@ async def test_seeding_validates_like_the_api(app):
     ]
     before = await snapshot()
     for args, code, field in cases:
-        with pytest.raises(CatalogError) as err:
+        with pytest.raises(DomainError) as err:
             await ensure_product(*args)
         assert err.value.code == code, args
         if field:
             assert err.value.extra["errors"][0]["field"] == field
-    with pytest.raises(CatalogError) as err:
+    with pytest.raises(DomainError) as err:
         await ensure_supplier("另一个", ["atlantis"])
     assert err.value.extra["errors"][0]["field"] == "regions"
-    with pytest.raises(CatalogError):
+    with pytest.raises(DomainError):
         await ensure_region("Bad Code", "x", "y", [])
     assert await snapshot() == before

@@ -13,6 +13,8 @@ from openpyxl import load_workbook
 
 from budgets.tables import LedgerEntry, MemberBudget
 from catalog import service as catalog
+from catalog.regions import ensure_region
+from catalog.suppliers import ensure_supplier
 from catalog.tables import Product
 from tests.conftest import assert_problem
 from tests.world import add_members, add_union
@@ -39,10 +41,10 @@ async def province(app, admin, make_user):
     b3 = await add_union("GZ-YX-001", "branch", yx)
     mm = await add_union("MM", "federation", None)
     m1 = await add_union("MM-001", "branch", mm)
-    await catalog.ensure_region("bijie", "毕节", "贵州", ["GZ"])
-    await catalog.ensure_region("maoming", "茂名", "广东", ["GZ", "MM"])
-    s1 = await catalog.ensure_supplier("毕节茶业", ["bijie"])
-    s2 = await catalog.ensure_supplier("茂名果业", ["maoming"])
+    await ensure_region("bijie", "毕节", "贵州", ["GZ"])
+    await ensure_region("maoming", "茂名", "广东", ["GZ", "MM"])
+    s1 = await ensure_supplier("毕节茶业", ["bijie"])
+    s2 = await ensure_supplier("茂名果业", ["maoming"])
     products = [
         await catalog.ensure_product(s1, "高山绿茶", "bijie", "tea", "盒", 3999, 10_000, "茶", "listed"),
         await catalog.ensure_product(s1, "苦荞米", "bijie", "grain_oil", "袋", 1250, 10_000, "米", "listed"),

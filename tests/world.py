@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from budgets.tables import Member, Union
 from catalog import service as catalog
+from catalog.regions import ensure_region
+from catalog.suppliers import ensure_supplier
 
 
 async def add_union(code: str, level: str, parent: int | None) -> int:
@@ -53,10 +55,10 @@ async def build_world(make_user=None, admin=None, members: int = 5) -> World:
     branch = await add_union("GZ-TH-001", "branch", district)
     other_fed = await add_union("MM", "federation", None)
     other_branch = await add_union("MM-001", "branch", other_fed)
-    await catalog.ensure_region("bijie", "毕节", "贵州", ["GZ"])
-    await catalog.ensure_region("maoming", "茂名", "广东", ["MM"])
-    supplier = await catalog.ensure_supplier("毕节农业合作社", ["bijie"])
-    other_supplier = await catalog.ensure_supplier("茂名荔枝合作社", ["maoming"])
+    await ensure_region("bijie", "毕节", "贵州", ["GZ"])
+    await ensure_region("maoming", "茂名", "广东", ["MM"])
+    supplier = await ensure_supplier("毕节农业合作社", ["bijie"])
+    other_supplier = await ensure_supplier("茂名荔枝合作社", ["maoming"])
     w = World(
         federation=fed,
         district=district,

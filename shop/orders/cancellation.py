@@ -9,7 +9,7 @@ import logging
 from datetime import datetime
 
 from budgets import ledger
-from catalog import service as catalog
+from catalog import stock
 from common.errors import DomainError
 from shop.auth.accounts import Principal
 from shop.orders import lifecycle
@@ -36,7 +36,7 @@ async def close(order_id: int, action: OrderAction, now: datetime, *, reason: st
             order_id, action, at=now, actor_id=actor_id, detail=reason, values={Order.closed_at: now}, locked=order
         )
         lines = await OrderLine.select(OrderLine.product, OrderLine.quantity).where(OrderLine.order == order_id)
-        await catalog.release_stock(sorted((line["product"], line["quantity"]) for line in lines))
+        await stock.release_stock(sorted((line["product"], line["quantity"]) for line in lines))
         await ledger.release(await shares_of(order_id), year=order["year"], order_id=order_id, at=now)
     logger.info("order %s %s%s", order_id, action, f" ({reason})" if reason else "")
     return True

@@ -16,7 +16,7 @@ import msgspec
 
 from budgets import ledger
 from budgets.tables import Member
-from catalog import service as catalog
+from catalog import stock
 from common.errors import DomainError, invalid
 from common.sql import is_unique_violation
 from shop.auth.accounts import Principal
@@ -111,7 +111,7 @@ async def place_order(
             if existing := await find_by_key(branch_id, key):  # a twin committed meanwhile
                 return _replay(existing, digest), False
             await _check_members(member_ids, branch_id)
-            reserved = await catalog.reserve_stock([(line.product_id, line.quantity) for line in body.lines])
+            reserved = await stock.reserve_stock([(line.product_id, line.quantity) for line in body.lines])
             total = sum(line.amount_fen for line in reserved)
             if body.members is not None:
                 if total < len(member_ids):

@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import Cookie
 
-from catalog import service as catalog
+from catalog import regions
 from shop.web import ui
 
 BASKET_COOKIE = "shop_basket"
@@ -85,7 +85,7 @@ def product_form(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
         problems["unit"] = "请填写单位，如“箱”“盒”“袋”"
     elif len(raw["unit"]) > 8:
         problems["unit"] = "单位最多 8 个字"
-    if raw["category"] not in catalog.CATEGORIES:
+    if raw["category"] not in regions.CATEGORIES:
         problems["category"] = "请选择品类"
     if not raw["region"]:
         problems["region"] = "请选择产地"

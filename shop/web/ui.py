@@ -225,7 +225,7 @@ def translate(message: str) -> str:
 
 
 def explain(exc: Any) -> dict[str, Any]:
-    """A domain refusal (ShopError, CatalogError) for a page:
+    """A domain refusal (DomainError) for a page:
     `{code, title, details: [str], extra}` in Chinese."""
     code = getattr(exc, "code", "internal_error")
     extra = dict(getattr(exc, "extra", {}) or {})

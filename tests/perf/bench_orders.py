@@ -42,6 +42,8 @@ async def recreate_database() -> None:
 async def setup(members: int) -> dict:
     import piccolo_conf
     from catalog import service as catalog
+    from catalog.regions import ensure_region
+    from catalog.suppliers import ensure_supplier
     from catalog.tables import Product
     from shop.auth import accounts as auth
     from shop.db import connection_pool, migrate
@@ -51,8 +53,8 @@ async def setup(members: int) -> dict:
         await migrate()
         fed = await add_union("GZ", "federation", None)
         branch = await add_union("GZ-BENCH", "branch", fed)
-        await catalog.ensure_region("bijie", "毕节", "贵州", ["GZ"])
-        supplier = await catalog.ensure_supplier("毕节农业合作社", ["bijie"])
+        await ensure_region("bijie", "毕节", "贵州", ["GZ"])
+        supplier = await ensure_supplier("毕节农业合作社", ["bijie"])
         product = await catalog.ensure_product(supplier, "毕节高山绿茶", "bijie", "tea", "盒", 100, 1_000_000, "压测用", "listed")
         await Product.update({Product.stock: 1_000_000}).where(Product.id == product)
         member_ids = await add_members(branch, "P", members)

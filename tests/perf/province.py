@@ -268,11 +268,13 @@ class Province:
     async def add_catalog(self) -> None:
         """Regions paired with the city federations, a supplier each, listed products (service calls)."""
         from catalog import service as catalog
+        from catalog.regions import ensure_region
+        from catalog.suppliers import ensure_supplier
         from catalog.tables import Product
 
         for code, name, province, paired, supplier_name, products in REGIONS:
-            await catalog.ensure_region(code, name, province, paired)
-            supplier = await catalog.ensure_supplier(supplier_name, [code])
+            await ensure_region(code, name, province, paired)
+            supplier = await ensure_supplier(supplier_name, [code])
             for title, category, unit, price in products:
                 pid = await catalog.ensure_product(supplier, title, code, category, unit, price, 1_000_000, f"{title}，产地直发。", "listed")
                 await Product.update({Product.stock: 1_000_000}).where(Product.id == pid)

@@ -11,6 +11,7 @@ from litestar import Request, Response, get, post
 from litestar.response import Redirect, Template
 
 from budgets import ledger, members, unions
+from catalog import regions
 from catalog import service as catalog
 from common.errors import DomainError
 from shop.orders.placement import checkout, split_evenly
@@ -96,7 +97,7 @@ class ShopPages(Page):
             "products": products,
             "pager": pager(total, number, 12),
             "regions": await listed_regions(),
-            "categories": catalog.CATEGORIES,
+            "categories": regions.CATEGORIES,
             "filters": filters,
             "show_all": show_all,
             "basket": view,

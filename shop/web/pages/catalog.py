@@ -9,6 +9,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from budgets import unions
+from catalog import regions
 from catalog import service as catalog
 from catalog.tables import RegionPairing
 from shop.web.forms import page_number
@@ -18,7 +19,7 @@ from shop.web.render import PAGE_SIZE, Page, optional_user, pager, render
 
 
 async def listed_regions() -> list[Any]:
-    items, _ = await catalog.list_regions(limit=200)
+    items, _ = await regions.list_regions(limit=200)
     return items
 
 
@@ -34,7 +35,7 @@ async def _paired_unions() -> list[dict[str, str]]:
 def catalog_filters(region: str | None, category: str | None, q: str | None) -> dict[str, Any]:
     """Filters as the service takes them; anything malformed is simply dropped."""
     region = region if region and len(region) <= 32 and region.replace("-", "").isalnum() and region.islower() else None
-    category = category if category in catalog.CATEGORIES else None
+    category = category if category in regions.CATEGORIES else None
     q = (q or "").strip()[:100] or None
     return {"region": region, "category": category, "q": q}
 
@@ -66,7 +67,7 @@ class CatalogPages(Page):
             products=items,
             pager=pager(total, number),
             regions=await listed_regions(),
-            categories=catalog.CATEGORIES,
+            categories=regions.CATEGORIES,
             paired_unions=await _paired_unions(),
             filters={**filters, "paired_with": paired},
         )
@@ -75,5 +76,5 @@ class CatalogPages(Page):
     async def product(self, request: Request, product_id: FromPath[int]) -> Template:
         user = await optional_user(request)
         product = await catalog.get_product(product_id, listed_only=True)
-        region = await catalog.get_region(product.region)
+        region = await regions.get_region(product.region)
         return render(request, "product.html", user=user, product=product, region=region)

@@ -8,6 +8,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
+from catalog import regions, suppliers
 from catalog import service as catalog
 from common.errors import DomainError
 from shop.orders import queries
@@ -20,8 +21,8 @@ from shop.web.render import PAGE_SIZE, Page, is_htmx, pager, render, status_of
 
 class SupplierPages(Page):
     async def _regions_of_supplier(self, request: Request) -> list[Any]:
-        supplier = await catalog.get_supplier(request.user.supplier_id)
-        return [await catalog.get_region(code) for code in supplier.regions]
+        supplier = await suppliers.get_supplier(request.user.supplier_id)
+        return [await regions.get_region(code) for code in supplier.regions]
 
     async def _form(self, request: Request, product: Any | None, values: dict[str, Any], problems: dict[str, str], error: Any = None, status_code: int = 200) -> Template:
         return render(
@@ -33,7 +34,7 @@ class SupplierPages(Page):
             problems=problems,
             error=error,
             regions=await self._regions_of_supplier(request),
-            categories=catalog.CATEGORIES,
+            categories=regions.CATEGORIES,
         )
 
     @get("/supplier/products")
@@ -43,7 +44,7 @@ class SupplierPages(Page):
         items, total = await catalog.list_products(
             supplier_id=request.user.supplier_id, status=status, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
         )
-        supplier = await catalog.get_supplier(request.user.supplier_id)
+        supplier = await suppliers.get_supplier(request.user.supplier_id)
         return render(
             request, "supplier_products.html", products=items, pager=pager(total, number), status=status, states=ui.PRODUCT_STATES, supplier=supplier
         )
