@@ -71,10 +71,10 @@ async def cap_for_year(year: int) -> int:
 
 # kind -> (change to held, change to spent), per fen of the entry's amount
 MOVES: dict[str, tuple[int, int]] = {
-    LedgerKind.HOLD: (+1, 0),
-    LedgerKind.CAPTURE: (-1, +1),
-    LedgerKind.RELEASE: (-1, 0),
-    LedgerKind.REFUND: (0, -1),
+    LedgerKind.hold: (+1, 0),
+    LedgerKind.capture: (-1, +1),
+    LedgerKind.release: (-1, 0),
+    LedgerKind.refund: (0, -1),
 }
 
 
@@ -207,7 +207,7 @@ async def hold(shares: Sequence[tuple[int, int]], *, year: int, order_id: int | 
                 f"{len(over)} member(s) would go over the {year} cap of {cap} fen",
                 members=over,
             )
-        await _append(LedgerKind.HOLD, items, rows, year, order_id, at)
+        await _append(LedgerKind.hold, items, rows, year, order_id, at)
 
 
 async def capture(shares: Sequence[tuple[int, int]], *, year: int, order_id: int | None, at: datetime) -> None:
@@ -217,7 +217,7 @@ async def capture(shares: Sequence[tuple[int, int]], *, year: int, order_id: int
         return
     async with MemberBudget._meta.db.transaction():
         rows = await _lock_budgets([m for m, _ in items], year, create=False)
-        await _append(LedgerKind.CAPTURE, items, rows, year, order_id, at)
+        await _append(LedgerKind.capture, items, rows, year, order_id, at)
         await _add_to_totals(rows, items, year, +1, count_order=True)
 
 
@@ -228,7 +228,7 @@ async def release(shares: Sequence[tuple[int, int]], *, year: int, order_id: int
         return
     async with MemberBudget._meta.db.transaction():
         rows = await _lock_budgets([m for m, _ in items], year, create=False)
-        await _append(LedgerKind.RELEASE, items, rows, year, order_id, at)
+        await _append(LedgerKind.release, items, rows, year, order_id, at)
 
 
 async def refund(shares: Sequence[tuple[int, int]], *, year: int, order_id: int | None, at: datetime) -> None:
@@ -238,7 +238,7 @@ async def refund(shares: Sequence[tuple[int, int]], *, year: int, order_id: int 
         return
     async with MemberBudget._meta.db.transaction():
         rows = await _lock_budgets([m for m, _ in items], year, create=False)
-        await _append(LedgerKind.REFUND, items, rows, year, order_id, at)
+        await _append(LedgerKind.refund, items, rows, year, order_id, at)
         await _add_to_totals(rows, items, year, -1, count_order=False)
 
 

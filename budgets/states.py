@@ -9,15 +9,15 @@ import enum
 class Level(enum.StrEnum):
     """A union's place in the tree: federation > district > branch (基层工会, the buyer)."""
 
-    FEDERATION = "federation"
-    DISTRICT = "district"
-    BRANCH = "branch"
+    federation = "federation"
+    district = "district"
+    branch = "branch"
 
 
 class LedgerKind(enum.StrEnum):
     """What a ledger entry did to a member's budget (budgets/ledger.py says how)."""
 
-    HOLD = "hold"
-    CAPTURE = "capture"
-    RELEASE = "release"
-    REFUND = "refund"
+    hold = "hold"
+    capture = "capture"
+    release = "release"
+    refund = "refund"

@@ -22,9 +22,9 @@ UNION_CODE_RE = re.compile(r"[A-Z0-9-]{1,32}")
 
 # level -> the levels its parent may have (None: no parent)
 PARENT_LEVELS: dict[str, tuple[str | None, ...]] = {
-    Level.FEDERATION: (None, Level.FEDERATION),
-    Level.DISTRICT: (Level.FEDERATION,),
-    Level.BRANCH: (Level.DISTRICT, Level.FEDERATION),
+    Level.federation: (None, Level.federation),
+    Level.district: (Level.federation,),
+    Level.branch: (Level.district, Level.federation),
 }
 
 _UNION_COLUMNS = (Union.id, Union.code, Union.name, Union.level, Union.parent, Union.path)
@@ -67,7 +67,7 @@ async def require_branch(union_id: int) -> dict:
     union = await get_union(union_id)
     if union is None:
         raise DomainError("not_found", f"union {union_id} does not exist")
-    if union["level"] != Level.BRANCH:
+    if union["level"] != Level.branch:
         raise DomainError("invalid_state", f"union {union['code']} is a {union['level']}; only a branch (基层工会) has members")
     return union
 
@@ -108,7 +108,7 @@ async def create_union(code: str, name: str, level: str, parent_code: str | None
                 raise DomainError("not_found", f"parent union {parent_code!r} does not exist")
         parent_level = parent["level"] if parent else None
         if parent_level not in PARENT_LEVELS[level]:
-            if parent_level == Level.BRANCH:
+            if parent_level == Level.branch:
                 message = "a branch (基层工会) has no child unions"
             elif parent is None:
                 message = f"a {level} needs a parent ({' or '.join(str(p) for p in PARENT_LEVELS[level])})"

@@ -2,155 +2,33 @@
 members near their cap, the ledger and its verification — each as JSON, CSV or XLSX,
 always inside the caller's scope (admin: anything; auditor: its subtree; buyer: its branch).
 
-The figures come from budgets/ (targets.py, audit.py, ledger.py); the two reports that
-need orders (regions, distribution lists) are queried here."""
+The figures come from budgets/ (targets.py, audit.py, ledger.py) and, for the reports
+over orders (regions, distribution lists), from `shop/reports/queries.py`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from budgets import audit, ledger, targets, unions
-from budgets.tables import Union
-from catalog.tables import Region
-from common.clock import SHANGHAI
+from budgets import audit, ledger, targets
+from budgets.states import LedgerKind
+from common.pagination import PAGINATION, Paging
 from shop.auth import scope
 from shop.errors import ShopError
 from shop.orders import queries as orders
-from shop.orders.tables import Allocation, OrderLine
+from shop.reports import queries
 from shop.reports.export import Column, Format, respond
-
-SPENT_STATES = ("paid", "partially_refunded", "refunded")
 
 Year = Annotated[int | None, QueryParameter(ge=2000, le=2100)]
 UnionId = Annotated[int | None, QueryParameter(ge=1)]
-Limit = Annotated[int, QueryParameter(ge=1, le=200)]
-Offset = Annotated[int, QueryParameter(ge=0)]
 ExportFormat = Annotated[Format, QueryParameter(name="format")]
 
 
 def _year(year: int | None) -> int:
     return year if year is not None else ledger.current_year()
 
-
-# --- queries over orders ---------------------------------------------------------------
-
-
-async def regions_report(root_id: int | None, year: int) -> list[dict[str, Any]]:
-    """Paid spending (minus refunds) by paired region, and within each by the buyer's
-    city federation (the nearest federation above the branch).
-
-    The database adds up the lines, per region and branch (an order belongs to one
-    branch, so its distinct orders add up across branches); only those sums come back."""
-    prefix = await unions.subtree_prefix(root_id) if root_id is not None else "/"
-    states = ", ".join(f"'{state}'" for state in SPENT_STATES)
-    sums = await OrderLine.raw(
-        "SELECT l.region_code AS region, u.path AS path,"
-        " SUM(l.unit_price_fen * (l.quantity - l.refunded_quantity)) AS spent_fen,"
-        " COUNT(DISTINCT l.\"order\") AS orders"
-        " FROM shop_order_line l"
-        " JOIN shop_order o ON o.id = l.\"order\""
-        " JOIN budget_union u ON u.id = o.branch"
-        f" WHERE o.year = {{}} AND o.status IN ({states}) AND u.path LIKE {{}}"
-        " GROUP BY l.region_code, u.path",
-        year,
-        prefix + "%",
-    )
-    federations = {u["id"]: u for u in await Union.select(Union.id, Union.code, Union.name).where(Union.level == "federation")}
-    names = {r["code"]: r["name"] for r in await Region.select(Region.code, Region.name)}
-    regions: dict[str, dict[str, Any]] = {}
-    for row in sums:
-        spent, orders = int(row["spent_fen"]), int(row["orders"])
-        region = regions.setdefault(
-            row["region"],
-            {"region": row["region"], "region_name": names.get(row["region"], ""), "spent_fen": 0, "orders": 0, "by_federation": {}},
-        )
-        region["spent_fen"] += spent
-        region["orders"] += orders
-        path_ids = [int(p) for p in row["path"].strip("/").split("/") if p]
-        federation_id = next((i for i in reversed(path_ids) if i in federations), None)
-        if federation_id is not None:
-            fed = region["by_federation"].setdefault(
-                federation_id,
-                {"union_id": federation_id, "code": federations[federation_id]["code"], "name": federations[federation_id]["name"], "spent_fen": 0, "orders": 0},
-            )
-            fed["spent_fen"] += spent
-            fed["orders"] += orders
-    out = sorted(regions.values(), key=lambda r: (-r["spent_fen"], r["region"]))
-    for region in out:
-        region["by_federation"] = sorted(region["by_federation"].values(), key=lambda f: (-f["spent_fen"], f["code"]))
-    return out
-
-
-async def order_distribution(order_id: int) -> list[dict[str, Any]]:
-    rows = await Allocation.select(
-        Allocation.member, Allocation.member.member_no, Allocation.member.name, Allocation.amount_fen, Allocation.refunded_fen
-    ).where(Allocation.order == order_id).order_by(Allocation.id)
-    return [
-        {
-            "member_id": r["member"],
-            "member_no": r["member.member_no"],
-            "name": r["member.name"],
-            "amount_fen": r["amount_fen"],
-            "refunded_fen": r["refunded_fen"],
-        }
-        for r in rows
-    ]
-
-
-async def branch_distribution(root_id: int | None, year: int) -> list[dict[str, Any]]:
-    """Per member: every paid order of the year allocated to them, with amounts."""
-    where = (Allocation.order.year == year) & Allocation.order.status.is_in(list(SPENT_STATES))
-    if root_id is not None:
-        where &= Allocation.order.branch.path.like(await unions.subtree_prefix(root_id) + "%")
-    rows = await (
-        Allocation.select(
-            Allocation.member,
-            Allocation.member.member_no,
-            Allocation.member.name,
-            Allocation.member.union.code,
-            Allocation.order,
-            Allocation.order.status,
-            Allocation.order.paid_at,
-            Allocation.amount_fen,
-            Allocation.refunded_fen,
-        )
-        .where(where)
-        .order_by(Allocation.member.union.code)
-        .order_by(Allocation.member.member_no)
-        .order_by(Allocation.order)
-    )
-    members: dict[int, dict[str, Any]] = {}
-    for r in rows:
-        member = members.setdefault(
-            r["member"],
-            {
-                "member_id": r["member"],
-                "member_no": r["member.member_no"],
-                "name": r["member.name"],
-                "branch_code": r["member.union.code"],
-                "orders": [],
-                "amount_fen": 0,
-                "refunded_fen": 0,
-            },
-        )
-        member["orders"].append(
-            {
-                "order_id": r["order"],
-                "status": r["order.status"],
-                "paid_at": r["order.paid_at"].astimezone(SHANGHAI).isoformat() if r["order.paid_at"] else None,
-                "amount_fen": r["amount_fen"],
-                "refunded_fen": r["refunded_fen"],
-            }
-        )
-        member["amount_fen"] += r["amount_fen"]
-        member["refunded_fen"] += r["refunded_fen"]
-    return list(members.values())
-
-
-# --- controllers ---------------------------------------------------------------------
 
 TARGET_COLUMNS = [
     Column("depth_name", "工会"),
@@ -187,7 +65,7 @@ class ReportController(Controller):
     async def regions(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
         root = await scope.scope_root(request.user, union_id)
         year = _year(year)
-        items = await regions_report(root, year)
+        items = await queries.regions_report(root, year)
         rows = [
             {"region": r["region"], "region_name": r["region_name"], "federation": f["name"], "spent_fen": f["spent_fen"], "orders": f["orders"]}
             for r in items
@@ -206,7 +84,7 @@ class ReportController(Controller):
     async def distribution(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
         root = await scope.scope_root(request.user, union_id)
         year = _year(year)
-        items = await branch_distribution(root, year)
+        items = await queries.branch_distribution(root, year)
         rows = [{**m, **o, "member_amount_fen": m["amount_fen"]} for m in items for o in m["orders"]]
         columns = [
             Column("branch_code", "基层工会"),
@@ -229,7 +107,7 @@ class OrderDistributionController(Controller):
         await orders.get_order(order_id, request.user)  # 404 / 403 outside the caller's scope
         if request.user.role == "supplier":
             raise ShopError("forbidden", "suppliers do not see members")
-        items = await order_distribution(order_id)
+        items = await queries.order_distribution(order_id)
         columns = [
             Column("member_no", "会员编号"),
             Column("name", "姓名"),
@@ -241,22 +119,21 @@ class OrderDistributionController(Controller):
 
 class AuditController(Controller):
     path = "/api/audit"
+    dependencies = PAGINATION
 
     @get("/members")
     async def members(
         self,
         request: Request,
+        page: Paging,
         year: Year = None,
         union_id: UnionId = None,
         min_ratio: Annotated[float, QueryParameter(ge=0, le=10)] = 0.9,
-        limit: Limit = 50,
-        offset: Offset = 0,
         fmt: ExportFormat = "json",
     ) -> Any:
         root = await scope.scope_root(request.user, union_id)
         year = _year(year)
-        if fmt != "json":  # an export is the whole list
-            limit, offset = 1_000_000, 0
+        limit, offset = (page.limit, page.offset) if fmt == "json" else (1_000_000, 0)  # an export is the whole list
         items, total = await audit.audit_members(root, year, min_ratio, limit, offset)
         columns = [
             Column("union_code", "基层工会"),
@@ -274,18 +151,16 @@ class AuditController(Controller):
     async def ledger(
         self,
         request: Request,
+        page: Paging,
         member_id: Annotated[int | None, QueryParameter(ge=1)] = None,
         order_id: Annotated[int | None, QueryParameter(ge=1)] = None,
         year: Year = None,
-        kind: FromQuery[Literal["hold", "capture", "release", "refund"] | None] = None,
+        kind: FromQuery[LedgerKind | None] = None,
         union_id: UnionId = None,
-        limit: Limit = 50,
-        offset: Offset = 0,
         fmt: ExportFormat = "json",
     ) -> Any:
         root = await scope.scope_root(request.user, union_id)
-        if fmt != "json":
-            limit, offset = 1_000_000, 0
+        limit, offset = (page.limit, page.offset) if fmt == "json" else (1_000_000, 0)
         items, total = await audit.ledger_page(
             root, member_id=member_id, order_id=order_id, year=year, kind=kind, limit=limit, offset=offset
         )

@@ -5,29 +5,51 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from budgets.states import LedgerKind, Level
+from catalog.tables import ProductStatus
+from common.clock import SHANGHAI
+from shop.auth.tables import Role
+from shop.orders.states import OrderStatus, RefundStatus
 
-ROLE_NAMES = {"admin": "管理员", "buyer": "基层工会采购员", "supplier": "供应商", "auditor": "审计"}
-ORDER_STATES = {
-    "pending_payment": "待付款",
-    "paid": "已付款",
-    "cancelled": "已取消",
-    "expired": "已过期",
-    "partially_refunded": "部分退款",
-    "refunded": "已退款",
-}
-PRODUCT_STATES = {
-    "draft": "草稿",
-    "pending_review": "待审核",
-    "listed": "已上架",
-    "rejected": "已驳回",
-    "delisted": "已下架",
-}
-LEVELS = {"federation": "总工会", "district": "区级工会", "branch": "基层工会"}
-LEDGER_KINDS = {"hold": "占用", "capture": "扣减", "release": "释放", "refund": "退回"}
+
+def _labels(enum: type[StrEnum], labels: dict[Any, str]) -> dict[str, str]:
+    missing = set(enum) - set(labels)
+    if missing:
+        raise RuntimeError(f"no page label for {sorted(missing)}")
+    return {str(k): v for k, v in labels.items()}
+
+
+# Page labels, keyed by the same StrEnums the tables and schemas use (a new state
+# without a label fails here, at import, not on a page).
+ROLE_NAMES = _labels(Role, {Role.admin: "管理员", Role.buyer: "基层工会采购员", Role.supplier: "供应商", Role.auditor: "审计"})
+ORDER_STATES = _labels(
+    OrderStatus,
+    {
+        OrderStatus.pending_payment: "待付款",
+        OrderStatus.paid: "已付款",
+        OrderStatus.cancelled: "已取消",
+        OrderStatus.expired: "已过期",
+        OrderStatus.partially_refunded: "部分退款",
+        OrderStatus.refunded: "已退款",
+    },
+)
+PRODUCT_STATES = _labels(
+    ProductStatus,
+    {
+        ProductStatus.draft: "草稿",
+        ProductStatus.pending_review: "待审核",
+        ProductStatus.listed: "已上架",
+        ProductStatus.rejected: "已驳回",
+        ProductStatus.delisted: "已下架",
+    },
+)
+LEVELS = _labels(Level, {Level.federation: "总工会", Level.district: "区级工会", Level.branch: "基层工会"})
+LEDGER_KINDS = _labels(
+    LedgerKind, {LedgerKind.hold: "占用", LedgerKind.capture: "扣减", LedgerKind.release: "释放", LedgerKind.refund: "退回"}
+)
 PROVIDERS = {"transfer": "对公转账", "stripe": "在线支付"}
 CATEGORY_GLYPHS = {
     "fruit": "果",
@@ -40,7 +62,10 @@ CATEGORY_GLYPHS = {
     "snack": "食",
     "other": "品",
 }
-REFUND_STATES = {"pending": "处理中", "succeeded": "已退款", "owed": "待退（转账）", "failed": "失败"}
+REFUND_STATES = _labels(
+    RefundStatus,
+    {RefundStatus.pending: "处理中", RefundStatus.succeeded: "已退款", RefundStatus.owed: "待退（转账）", RefundStatus.failed: "失败"},
+)
 
 
 # --- money ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from litestar.response import Redirect, Template
 
 from budgets import checks, ledger, policy, targets, unions
 from catalog import service as catalog
+from catalog.tables import ProductStatus
 from common.errors import DomainError
 from shop.auth.accounts import Principal
 from shop.errors import CODES
@@ -55,7 +56,7 @@ class AdminPages(Page):
     @get("/admin/reviews")
     async def reviews(self, request: Request, page: FromQuery[str | None] = None) -> Template:
         number = page_number(page)
-        items, total = await catalog.list_products(status="pending_review", limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+        items, total = await catalog.list_products(status=ProductStatus.pending_review, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
         return render(request, "admin_reviews.html", products=items, pager=pager(total, number))
 
     @post("/admin/reviews/{product_id:int}/approve", status_code=200)

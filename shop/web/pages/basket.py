@@ -13,6 +13,7 @@ from litestar.response import Redirect, Template
 from budgets import ledger, members, unions
 from catalog import regions
 from catalog import service as catalog
+from catalog.tables import ProductStatus
 from common.errors import DomainError
 from shop.orders.placement import checkout, split_evenly
 from shop.orders.schemas import OrderIn
@@ -41,7 +42,7 @@ async def basket_view(basket: dict[int, int]) -> dict[str, Any]:
             product = await catalog.get_product(product_id)
         except DomainError:
             continue
-        available = product.status == "listed"
+        available = product.status == ProductStatus.listed
         amount = product.price_fen * quantity
         if available:
             total += amount
@@ -86,7 +87,7 @@ class ShopPages(Page):
         paired = None if show_all else await unions.lineage_codes(user.union_id)
         number = page_number(query.get("page"))
         products, total = await catalog.list_products(
-            status="listed", paired_with=paired or None, limit=12, offset=(number - 1) * 12, **filters
+            status=ProductStatus.listed, paired_with=paired or None, limit=12, offset=(number - 1) * 12, **filters
         )
         year = ledger.budget_year(clock(request))
         budget = await members.branch_budget(user.union_id, year)

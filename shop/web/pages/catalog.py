@@ -11,7 +11,7 @@ from litestar.response import Template
 from budgets import unions
 from catalog import regions
 from catalog import service as catalog
-from catalog.tables import RegionPairing
+from catalog.tables import ProductStatus, RegionPairing
 from shop.web.forms import page_number
 from shop.web.render import PAGE_SIZE, Page, optional_user, pager, render
 
@@ -58,7 +58,7 @@ class CatalogPages(Page):
         paired = paired_with if paired_with and len(paired_with) <= 32 and paired_with.replace("-", "").isalnum() else None
         number = page_number(page)
         items, total = await catalog.list_products(
-            status="listed", paired_with=[paired] if paired else None, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE, **filters
+            status=ProductStatus.listed, paired_with=[paired] if paired else None, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE, **filters
         )
         return render(
             request,

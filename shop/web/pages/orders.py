@@ -12,7 +12,7 @@ from budgets import unions
 from common.errors import DomainError
 from shop.auth.guards import buyer_only
 from shop.orders import cancellation, queries, refunds
-from shop.reports import api as reports
+from shop.reports import queries as reports
 from shop.web import ui
 from shop.web.forms import page_number
 from shop.web.render import PAGE_SIZE, Page, clock, pager, render, status_of
