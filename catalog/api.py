@@ -14,9 +14,6 @@ from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from common.errors import DomainError
-from common.pagination import PAGINATION, Paging
-
 from catalog import regions, service, suppliers
 from catalog.schemas import (
     MAX_ID,
@@ -35,7 +32,8 @@ from catalog.schemas import (
     UnionCode,
 )
 from catalog.tables import ProductStatus
-
+from common.errors import DomainError
+from common.pagination import PAGINATION, Paging
 
 RegionFilter = Annotated[str | None, QueryParameter(pattern=r"^[a-z0-9-]{1,32}$", max_length=32, description="region code")]
 CategoryFilter = Annotated[str | None, QueryParameter(max_length=16, description="category code")]

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from common.errors import DomainError, invalid
-
 from catalog.schemas import CategoryOut, RegionIn, RegionOut, check_page, clean_text, validated
 from catalog.tables import Region, RegionPairing
+from common.errors import DomainError, invalid
 
 CATEGORIES: dict[str, str] = {
     "fruit": "水果",

@@ -13,14 +13,13 @@ from typing import Any
 
 from piccolo.columns.combination import WhereRaw
 
-from common.clock import local, utcnow
-from common.errors import DomainError, invalid
-from common.sql import for_update, like_pattern
-
 from catalog.regions import CATEGORIES, check_category
 from catalog.schemas import MAX_ID, ProductIn, ProductOut, ProductPatch, check_page, clean_text, validated
 from catalog.suppliers import certified_region_id
 from catalog.tables import Product, ProductStatus, Region, RegionPairing, Supplier
+from common.clock import local, utcnow
+from common.errors import DomainError, invalid
+from common.sql import for_update, like_pattern
 
 S = ProductStatus
 

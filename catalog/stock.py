@@ -8,11 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from common.errors import DomainError
-from common.sql import is_postgres
-
 from catalog.schemas import MAX_ID
 from catalog.tables import Product, ProductStatus
+from common.errors import DomainError
+from common.sql import is_postgres
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from common.errors import DomainError, invalid
-
 from catalog.regions import region_ids
 from catalog.schemas import MAX_ID, SupplierIn, SupplierOut, check_page, clean_text, validated
 from catalog.tables import Supplier, SupplierRegion
+from common.errors import DomainError, invalid
 
 
 async def _supplier_out(rows: list[dict[str, Any]]) -> list[SupplierOut]:

@@ -4,9 +4,9 @@ product's states (one `StrEnum`, also the CHECK constraint's list)."""
 from enum import StrEnum
 
 from piccolo.columns import ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.constraints import Check, Unique
-from piccolo.columns.base import OnDelete
 from piccolo.table import Table
 
 
