@@ -30,6 +30,10 @@ def _year(year: int | None) -> int:
     return year if year is not None else ledger.current_year()
 
 
+# a member, and the member's share of an order (the 发放清单's columns)
+MEMBER_COLUMNS = [Column("member_no", "会员编号"), Column("name", "姓名")]
+SHARE_COLUMNS = [Column("amount_fen", "分配金额(元)", "fen"), Column("refunded_fen", "已退(元)", "fen")]
+
 TARGET_COLUMNS = [
     Column("depth_name", "工会"),
     Column("code", "代码"),
@@ -88,13 +92,11 @@ class ReportController(Controller):
         rows = [{**m, **o, "member_amount_fen": m["amount_fen"]} for m in items for o in m["orders"]]
         columns = [
             Column("branch_code", "基层工会"),
-            Column("member_no", "会员编号"),
-            Column("name", "姓名"),
+            *MEMBER_COLUMNS,
             Column("order_id", "订单号", "int"),
             Column("paid_at", "支付时间"),
             Column("status", "状态"),
-            Column("amount_fen", "分配金额(元)", "fen"),
-            Column("refunded_fen", "已退(元)", "fen"),
+            *SHARE_COLUMNS,
         ]
         return respond(fmt, rows, columns, f"发放清单-{year}", items, "发放清单")
 
@@ -108,13 +110,7 @@ class OrderDistributionController(Controller):
         if request.user.role == "supplier":
             raise ShopError("forbidden", "suppliers do not see members")
         items = await queries.order_distribution(order_id)
-        columns = [
-            Column("member_no", "会员编号"),
-            Column("name", "姓名"),
-            Column("amount_fen", "分配金额(元)", "fen"),
-            Column("refunded_fen", "已退(元)", "fen"),
-        ]
-        return respond(fmt, items, columns, f"发放清单-订单{order_id}", items, "发放清单")
+        return respond(fmt, items, [*MEMBER_COLUMNS, *SHARE_COLUMNS], f"发放清单-订单{order_id}", items, "发放清单")
 
 
 class AuditController(Controller):
@@ -137,8 +133,7 @@ class AuditController(Controller):
         items, total = await audit.audit_members(root, year, min_ratio, limit, offset)
         columns = [
             Column("union_code", "基层工会"),
-            Column("member_no", "会员编号"),
-            Column("name", "姓名"),
+            *MEMBER_COLUMNS,
             Column("cap_fen", "年度额度(元)", "fen"),
             Column("spent_fen", "已用(元)", "fen"),
             Column("held_fen", "占用中(元)", "fen"),

@@ -19,6 +19,13 @@ from shop.web.render import PAGE_SIZE, Page, is_htmx, pager, render, status_of
 # --- supplier ----------------------------------------------------------------------------------------------
 
 
+async def _posted_product(request: Request) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """The product form as posted: (values for the service, problems by field, what to show again)."""
+    form = await request.form()
+    values, problems = product_form(form)
+    return values, problems, {f: str(form.get(f) or "") for f in PRODUCT_FIELDS}
+
+
 class SupplierPages(Page):
     async def _regions_of_supplier(self, request: Request) -> list[Any]:
         supplier = await suppliers.get_supplier(request.user.supplier_id)
@@ -56,9 +63,7 @@ class SupplierPages(Page):
 
     @post("/supplier/products", status_code=200)
     async def create(self, request: Request) -> Response:
-        form = await request.form()
-        values, problems = product_form(form)
-        shown = {f: str(form.get(f) or "") for f in PRODUCT_FIELDS}
+        values, problems, shown = await _posted_product(request)
         if problems:
             return await self._form(request, None, shown, problems, status_code=400)
         try:
@@ -84,9 +89,7 @@ class SupplierPages(Page):
     @post("/supplier/products/{product_id:int}", status_code=200)
     async def update(self, request: Request, product_id: FromPath[int]) -> Response:
         product = await catalog.get_product(product_id, supplier_id=request.user.supplier_id)
-        form = await request.form()
-        values, problems = product_form(form)
-        shown = {f: str(form.get(f) or "") for f in PRODUCT_FIELDS}
+        values, problems, shown = await _posted_product(request)
         if problems:
             return await self._form(request, product, shown, problems, status_code=400)
         try:
