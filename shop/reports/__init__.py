@@ -1,0 +1,1 @@
+"""Reports and audit over HTTP, with CSV and XLSX exports."""
