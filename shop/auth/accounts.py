@@ -9,9 +9,10 @@ from typing import Any
 
 import msgspec
 
+from common.clock import utcnow
 from common.sql import is_unique_violation
 from shop.auth.ratelimit import count_login_attempt
-from shop.auth.tables import Role, User
+from shop.auth.tables import AccountAction, AccountEvent, Role, User
 from shop.errors import ShopError, problem
 
 
@@ -77,8 +78,10 @@ async def create_user(
     union_id: int | None = None,
     supplier_id: int | None = None,
     email: str | None = None,
+    actor_id: int | None = None,
 ) -> Principal:
-    """Create an account; the role decides which scope it needs.
+    """Create an account (`actor_id`: the admin who did it; None from the CLI and the
+    seeds); the role decides which scope it needs.
 
     BaseUser's email is unique and required: without one, a reserved placeholder is kept."""
     if role not in Role.__members__:
@@ -108,7 +111,12 @@ async def create_user(
         active=True,
     )
     try:
-        await user.save()
+        async with User._meta.db.transaction():
+            await user.save()
+            detail = f"{role}" + (f", union {union_id}" if union_id else "") + (f", supplier {supplier_id}" if supplier_id else "")
+            await AccountEvent.insert(
+                AccountEvent(user=user.id, at=utcnow(), actor=actor_id, action=AccountAction.created, detail=detail)
+            )
     except Exception as exc:
         if is_unique_violation(exc):
             raise ShopError("conflict", f"username {username!r} or its email is taken") from exc

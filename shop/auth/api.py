@@ -46,7 +46,7 @@ class AdminUserController(Controller):
     path = "/api/admin/users"
 
     @post("/")
-    async def create(self, data: JSONBody[UserIn]) -> UserOut:
+    async def create(self, request: Request, data: JSONBody[UserIn]) -> UserOut:
         if data.union_id is not None and not await Union.exists().where(Union.id == data.union_id):
             raise DomainError("not_found", f"union {data.union_id} does not exist")
         if data.supplier_id is not None and not await Supplier.exists().where(Supplier.id == data.supplier_id):
@@ -58,6 +58,7 @@ class AdminUserController(Controller):
             union_id=data.union_id,
             supplier_id=data.supplier_id,
             email=data.email,
+            actor_id=request.user.id,
         )
         return user_out(principal)
 

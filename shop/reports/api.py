@@ -12,13 +12,13 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from budgets import audit, ledger, targets
+from budgets import audit, ledger, targets, unions
 from budgets.states import LedgerKind
 from common.pagination import PAGINATION, Paging
 from shop.auth import scope
 from shop.errors import ShopError
 from shop.orders import queries as orders
-from shop.reports import queries
+from shop.reports import queries, trail
 from shop.reports.export import Column, Format, respond
 
 Year = Annotated[int | None, QueryParameter(ge=2000, le=2100)]
@@ -170,6 +170,31 @@ class AuditController(Controller):
             Column("hash", "哈希"),
         ]
         return respond(fmt, items, columns, "额度流水", {"items": items, "total": total}, "额度流水")
+
+    @get("/events")
+    async def events(
+        self,
+        request: Request,
+        page: Paging,
+        action: Annotated[str | None, QueryParameter(max_length=40, pattern=r"^[a-z_]+$")] = None,
+        fmt: ExportFormat = "json",
+    ) -> Any:
+        """The admin's trail: who confirmed, refunded, created … (admin: all; auditor: its subtree)."""
+        if request.user.role not in ("admin", "auditor"):
+            raise ShopError("forbidden", "the admin's trail is for admins and auditors")
+        root = await scope.scope_root(request.user, None)
+        prefix = await unions.subtree_prefix(root) if root is not None else None
+        limit, offset = (page.limit, page.offset) if fmt == "json" else (1_000_000, 0)
+        items, total = await trail.trail(prefix=prefix, action=action, limit=limit, offset=offset)
+        rows = [{**i, "actor_name": (i["actor"] or {}).get("username", "")} for i in items]
+        columns = [
+            Column("at", "时间"),
+            Column("actor_name", "操作人"),
+            Column("action", "操作"),
+            Column("subject", "对象"),
+            Column("detail", "说明"),
+        ]
+        return respond(fmt, rows, columns, "操作记录", {"items": items, "total": total}, "操作记录")
 
     @get("/ledger/verify")
     async def verify(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
