@@ -1,4 +1,8 @@
-"""Reports and audit lists as CSV (UTF-8 with BOM, so Excel reads Chinese) or XLSX."""
+"""Reports and audit lists as CSV (UTF-8 with BOM, so Excel reads Chinese) or XLSX.
+
+Text is never a formula: a cell whose text starts with `=`, `+`, `-`, `@`, a tab or a
+carriage return (a member named `=HYPERLINK(…)`) is written with a leading `'`, and in
+XLSX as a text cell, in every export (API.md, "Robustness of every endpoint")."""
 
 from __future__ import annotations
 
@@ -29,6 +33,14 @@ def yuan(fen: int) -> str:
     return f"{sign}{fen // 100}.{fen % 100:02d}"
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutral(text: str) -> str:
+    """Text that a spreadsheet will show as text, never run as a formula."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def _text(value: Any, kind: str) -> str:
     if value is None:
         return ""
@@ -36,7 +48,7 @@ def _text(value: Any, kind: str) -> str:
         return yuan(int(value))
     if kind == "ratio":
         return f"{Decimal(str(value)) * 100:.2f}%"
-    return str(value)
+    return neutral(str(value))
 
 
 def _disposition(filename: str) -> dict[str, str]:
@@ -67,13 +79,15 @@ def to_xlsx(rows: Iterable[dict[str, Any]], columns: list[Column], filename: str
         cell.font = Font(bold=True)
     sheet.freeze_panes = "A2"
     for row in rows:
-        values = []
+        values: list[Any] = []
         for c in columns:
             value = row.get(c.key)
             if value is not None and c.kind == "fen":
                 value = Decimal(int(value)) / 100
             elif value is not None and c.kind == "ratio":
                 value = Decimal(str(value))
+            elif isinstance(value, str):
+                value = neutral(value)
             values.append(value)
         sheet.append(values)
     for index, c in enumerate(columns, start=1):
