@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import socket
 import sqlite3
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
 from urllib.parse import urlparse
 
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+T = TypeVar("T")
+POOL_CLOSE_SECONDS = 5
 
 
 class ShopSQLiteEngine(SQLiteEngine):
@@ -97,7 +102,12 @@ async def connection_pool(engine: Engine, min_size: int, max_size: int) -> Async
         try:
             yield
         finally:
-            await engine.close_connection_pool()
+            try:  # a graceful close waits on every connection; one broken under it may never answer
+                await asyncio.wait_for(engine.close_connection_pool(), timeout=POOL_CLOSE_SECONDS)
+            except TimeoutError:
+                if engine.pool is not None:
+                    engine.pool.terminate()
+                    engine.pool = None
     else:
         if isinstance(engine, SQLiteEngine):
             prepare_sqlite(engine.path)
@@ -111,3 +121,39 @@ async def migrate() -> None:
     result = await run_forwards("all")
     if not result.success:
         raise RuntimeError(f"migrations failed: {result.message}")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Did this fail because the database could not be reached (refused, restarted, the
+    connection killed under us), rather than because of what was asked?"""
+    import asyncpg
+
+    lost = (
+        asyncpg.PostgresConnectionError,  # 08xxx: cannot connect, connection failure
+        asyncpg.exceptions.OperatorInterventionError,  # 57xxx: admin shutdown, terminated, cannot connect now
+        asyncpg.exceptions.TooManyConnectionsError,
+        asyncpg.InterfaceError,  # "connection is closed", "connection was closed in the middle of operation"
+        asyncpg.exceptions.InternalClientError,  # "cannot switch to state …": the protocol lost its connection mid-call
+        ConnectionError,  # refused, reset, aborted
+        TimeoutError,
+        socket.gaierror,  # the database's host name does not resolve
+    )
+    if isinstance(exc, asyncpg.exceptions.QueryCanceledError):  # 57014 is a statement timeout, not a lost database
+        return False
+    if isinstance(exc, lost):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "unable to open database" in str(exc)
+
+
+async def after_commit(read: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
+    """Run work that follows a commit (reading the answer, starting a payment: each safe
+    to repeat) again on a fresh connection if the database connection is lost meanwhile,
+    so that what was committed is answered instead of refused as if nothing happened."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await read()
+        except Exception as exc:
+            if attempt == attempts or not database_unreachable(exc):
+                raise
+            await asyncio.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")

@@ -22,6 +22,7 @@ from litestar.plugins.problem_details import (
 )
 
 from common.errors import DomainError, invalid  # noqa: F401  (re-exported for the shop's modules)
+from shop.db import database_unreachable
 
 logger = logging.getLogger("shop")
 
@@ -133,6 +134,16 @@ def _from_domain(exc: DomainError) -> ProblemDetailsException:
 
 
 def _unexpected(request: Request, exc: Exception) -> Response:
+    if database_unreachable(exc):
+        # the pool opens new connections for the next requests. A transaction that died with
+        # its connection changed nothing; one whose COMMIT was in flight may have committed,
+        # which is why every money-moving request is idempotent on its key: repeat it.
+        logger.warning("database unreachable on %s %s: %r", request.method, request.url.path, exc)
+        return problem(
+            "unavailable",
+            "the database could not be reached; repeat the request shortly (with the same Idempotency-Key it is safe)",
+            headers={"Retry-After": "5"},
+        ).to_response(request)
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem("internal_error", "An unexpected error occurred; it has been logged.").to_response(request)
 

@@ -20,6 +20,7 @@ from catalog import stock
 from common.errors import DomainError, invalid
 from common.sql import is_unique_violation
 from shop.auth.accounts import Principal
+from shop.db import after_commit
 from shop.orders import cancellation, lifecycle, queries
 from shop.orders.schemas import OrderIn, OrderOut
 from shop.orders.states import OrderAction, OrderStatus
@@ -198,13 +199,17 @@ async def checkout(
     order_id, created = await place_order(
         branch_id=principal.union_id, user_id=principal.id, body=body, key=key, now=now, provider=provider
     )
-    if created or await _needs_a_way_to_pay(order_id):
-        # a replay of an order whose payment was never started (the provider was not
-        # reached, or the process died after the commit): start it now; the provider's
-        # idempotency key makes a second start give the same session
-        order = await Order.select(Order.provider).where(Order.id == order_id).first()
-        await start_payment(order_id, provider if created else provider_named(order["provider"], settings), now)
-    return await queries.get_order(order_id, principal), created
+
+    async def pay_and_answer() -> OrderOut:
+        if created or await _needs_a_way_to_pay(order_id):
+            # a replay of an order whose payment was never started (the provider was not
+            # reached, or the process died after the commit): start it now; the provider's
+            # idempotency key makes a second start give the same session
+            order = await Order.select(Order.provider).where(Order.id == order_id).first()
+            await start_payment(order_id, provider if created else provider_named(order["provider"], settings), now)
+        return await queries.get_order(order_id, principal)
+
+    return await after_commit(pay_and_answer), created
 
 
 async def _needs_a_way_to_pay(order_id: int) -> bool:
