@@ -14,7 +14,7 @@ from typing import Any
 from piccolo.columns.combination import WhereRaw
 
 from catalog.regions import CATEGORIES, check_category
-from catalog.schemas import MAX_ID, ProductIn, ProductOut, ProductPatch, check_page, clean_text, validated
+from catalog.schemas import MAX_ID, MAX_STOCK, ProductIn, ProductOut, ProductPatch, check_page, clean_text, validated
 from catalog.suppliers import certified_region_id
 from catalog.tables import Product, ProductStatus, Region, RegionPairing, Supplier
 from common.clock import local, utcnow
@@ -228,11 +228,16 @@ async def create_product(
 async def update_product(supplier_id: int, product_id: int, changes: dict[str, Any]) -> ProductOut:
     """Change any of the product's fields (at least one). Changing what a listed product is
     (anything but price and stock) sends it back to review; price and stock change at once.
+    `stock` sets the stock; `stock_delta` adds to the stock as it is now, so what orders
+    reserved meanwhile stays reserved (`invalid_state` if that leaves 0..MAX_STOCK; never both).
     A delisted product is frozen (`invalid_state`)."""
     patch = validated(ProductPatch, dict(changes))
     given = patch.changes()
     if not given:
         raise invalid("body", "give at least one field to change")
+    if "stock" in given and "stock_delta" in given:
+        raise invalid("stock_delta", "give stock or stock_delta, not both")
+    delta: int = given.get("stock_delta", 0)
     new: dict[str, Any] = {}
     for field in ("title", "unit"):
         if field in given:
@@ -255,9 +260,17 @@ async def update_product(supplier_id: int, product_id: int, changes: dict[str, A
         values: dict[Any, Any] = {getattr(Product, field): value for field, value in changed.items()}
         if REVIEWED_FIELDS.intersection(changed) and row["status"] in TRANSITIONS["edit"]:
             values[Product.status] = TRANSITIONS["edit"][row["status"]]
+        where = Product.id == product_id
+        if delta:
+            values[Product.stock] = Product.stock + delta
+            where &= Product.stock >= -delta if delta < 0 else Product.stock <= MAX_STOCK - delta
         if values:
             values[Product.updated_at] = utcnow()
-            await Product.update(values).where(Product.id == product_id)
+            if not await Product.update(values).where(where).returning(Product.id):
+                beyond = "below 0" if delta < 0 else f"above {MAX_STOCK}"
+                raise DomainError(
+                    "invalid_state", f"stock is {row['stock']} and a change of {delta:+d} would take it {beyond}", stock=row["stock"]
+                )
     return await get_product(product_id)
 
 
