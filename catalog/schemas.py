@@ -152,6 +152,17 @@ class ProductPage(msgspec.Struct, kw_only=True):
     total: int
 
 
+class ReviewOut(msgspec.Struct, kw_only=True):
+    """One move of the listing review (a `ProductReview` row), for the shop's admin trail."""
+
+    at: datetime
+    actor_id: int | None  # the shop's user id; null when no signed-in user did it
+    action: str  # a ReviewAction
+    product_id: int
+    product_title: str
+    reason: str
+
+
 # ---- the same limits for callers that do not come through HTTP ----
 StructT = TypeVar("StructT", bound=msgspec.Struct)
 

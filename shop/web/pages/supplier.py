@@ -101,7 +101,7 @@ class SupplierPages(Page):
 
     @post("/supplier/products/{product_id:int}/submit", status_code=200)
     async def submit(self, request: Request, product_id: FromPath[int]) -> Response:
-        product = await catalog.submit_product(request.user.supplier_id, product_id)
+        product = await catalog.submit_product(request.user.supplier_id, product_id, actor_id=request.user.id)
         if is_htmx(request):
             return render(request, "_supplier_product_row.html", p=product)
         return Redirect(path="/supplier/products?ok=submitted", status_code=303)
