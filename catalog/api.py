@@ -184,16 +184,16 @@ class AdminProductController(Controller):
         return await service.get_product(product_id)
 
     @post("/{product_id:int}/approve", status_code=200)
-    async def approve(self, product_id: FromPath[int]) -> ProductOut:
-        return await service.approve_product(product_id)
+    async def approve(self, request: Request[Any, Any, Any], product_id: FromPath[int]) -> ProductOut:
+        return await service.approve_product(product_id, actor_id=request.user.id)
 
     @post("/{product_id:int}/reject", status_code=200)
     async def reject(self, request: Request[Any, Any, Any], product_id: FromPath[int], data: JSONBody[ReasonIn]) -> ProductOut:
-        return await service.reject_product(product_id, data.reason)
+        return await service.reject_product(product_id, data.reason, actor_id=request.user.id)
 
     @post("/{product_id:int}/delist", status_code=200)
     async def delist(self, request: Request[Any, Any, Any], product_id: FromPath[int], data: JSONBody[ReasonIn]) -> ProductOut:
-        return await service.delist_product(product_id, data.reason)
+        return await service.delist_product(product_id, data.reason, actor_id=request.user.id)
 
 
 # ---------------------------------------------------------------------------
@@ -237,7 +237,7 @@ class SupplierProductController(Controller):
 
     @post("/{product_id:int}/submit", status_code=200)
     async def submit(self, request: Request[Any, Any, Any], product_id: FromPath[int]) -> ProductOut:
-        return await service.submit_product(_supplier_id(request), product_id)
+        return await service.submit_product(_supplier_id(request), product_id, actor_id=request.user.id)
 
 
 ROUTES: dict[str, list] = {

@@ -25,7 +25,21 @@ CategoryCode = Annotated[str, Meta(min_length=1, max_length=16)]
 Unit = Annotated[str, Meta(min_length=1, max_length=8)]
 Description = Annotated[str, Meta(max_length=2000)]
 PriceFen = Annotated[int, Meta(ge=1, le=100_000_00)]  # 1 fen .. 100 000 yuan
-Stock = Annotated[int, Meta(ge=0, le=1_000_000)]
+MAX_STOCK = 1_000_000
+Stock = Annotated[int, Meta(ge=0, le=MAX_STOCK)]
+StockDelta = Annotated[
+    int,
+    Meta(
+        ge=-MAX_STOCK,
+        le=MAX_STOCK,
+        description=(
+            "Add this (negative: take it away) to the stock as it is when the change is applied, so "
+            "units reserved by orders meanwhile stay reserved. Not together with `stock`; a change "
+            "that would take the stock below 0 or above 1000000 is refused (409 invalid_state) and "
+            "changes nothing."
+        ),
+    ),
+]
 Reason = Annotated[str, Meta(min_length=1, max_length=200)]
 
 MAX_PAIRINGS = 50
@@ -95,7 +109,7 @@ class ProductIn(Body):
 
 
 class ProductPatch(Body):
-    """Any of the product's fields; at least one."""
+    """Any of the product's fields; at least one. `stock` sets the stock, `stock_delta` adjusts it."""
 
     title: Title | UnsetType = UNSET
     region: RegionCode | UnsetType = UNSET
@@ -103,6 +117,7 @@ class ProductPatch(Body):
     unit: Unit | UnsetType = UNSET
     price_fen: PriceFen | UnsetType = UNSET
     stock: Stock | UnsetType = UNSET
+    stock_delta: StockDelta | UnsetType = UNSET
     description: Description | UnsetType = UNSET
 
     def changes(self) -> dict[str, object]:
@@ -135,6 +150,17 @@ class ProductOut(msgspec.Struct, kw_only=True):
 class ProductPage(msgspec.Struct, kw_only=True):
     items: list[ProductOut]
     total: int
+
+
+class ReviewOut(msgspec.Struct, kw_only=True):
+    """One move of the listing review (a `ProductReview` row), for the shop's admin trail."""
+
+    at: datetime
+    actor_id: int | None  # the shop's user id; null when no signed-in user did it
+    action: str  # a ReviewAction
+    product_id: int
+    product_title: str
+    reason: str
 
 
 # ---- the same limits for callers that do not come through HTTP ----

@@ -1,22 +1,24 @@
 """Products and their listing review: plain async functions over explicit arguments, no HTTP.
 
 A supplier creates and edits its products (from regions it is certified for); the review
-moves them between `ProductStatus`es along `TRANSITIONS` and nothing else does. `shop
-seed` calls `ensure_product`. Regions and categories are in `catalog.regions`, suppliers
-in `catalog.suppliers`, stock for orders in `catalog.stock`.
+moves them between `ProductStatus`es along `TRANSITIONS` and nothing else does, recording
+who did it (`ProductReview`, read by `list_reviews`). `shop seed` calls `ensure_product`.
+Regions and categories are in `catalog.regions`, suppliers in `catalog.suppliers`, stock
+for orders in `catalog.stock`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from piccolo.columns.combination import WhereRaw
 
 from catalog.regions import CATEGORIES, check_category
-from catalog.schemas import MAX_ID, ProductIn, ProductOut, ProductPatch, check_page, clean_text, validated
+from catalog.schemas import MAX_ID, MAX_STOCK, ProductIn, ProductOut, ProductPatch, ReviewOut, check_page, clean_text, validated
 from catalog.suppliers import certified_region_id
-from catalog.tables import Product, ProductStatus, Region, RegionPairing, Supplier
+from catalog.tables import Product, ProductReview, ProductStatus, Region, RegionPairing, ReviewAction, Supplier
 from common.clock import local, utcnow
 from common.errors import DomainError, invalid
 from common.sql import for_update, like_pattern
@@ -31,6 +33,10 @@ TRANSITIONS: dict[str, dict[ProductStatus, ProductStatus]] = {
     "delist": {S.listed: S.delisted},  # admin
     "edit": {S.listed: S.pending_review},  # supplier changes what a listed product is
 }
+
+# How `_transition` records each move in `ProductReview` (the supplier's edit is not a review).
+R = ReviewAction
+RECORDED = {"submit": R.submitted, "approve": R.approved, "reject": R.rejected, "delist": R.delisted}
 
 # Fields whose change on a listed product sends it back to review; the others
 # (price and stock) take effect at once.
@@ -228,11 +234,16 @@ async def create_product(
 async def update_product(supplier_id: int, product_id: int, changes: dict[str, Any]) -> ProductOut:
     """Change any of the product's fields (at least one). Changing what a listed product is
     (anything but price and stock) sends it back to review; price and stock change at once.
+    `stock` sets the stock; `stock_delta` adds to the stock as it is now, so what orders
+    reserved meanwhile stays reserved (`invalid_state` if that leaves 0..MAX_STOCK; never both).
     A delisted product is frozen (`invalid_state`)."""
     patch = validated(ProductPatch, dict(changes))
     given = patch.changes()
     if not given:
         raise invalid("body", "give at least one field to change")
+    if "stock" in given and "stock_delta" in given:
+        raise invalid("stock_delta", "give stock or stock_delta, not both")
+    delta: int = given.get("stock_delta", 0)
     new: dict[str, Any] = {}
     for field in ("title", "unit"):
         if field in given:
@@ -255,14 +266,25 @@ async def update_product(supplier_id: int, product_id: int, changes: dict[str, A
         values: dict[Any, Any] = {getattr(Product, field): value for field, value in changed.items()}
         if REVIEWED_FIELDS.intersection(changed) and row["status"] in TRANSITIONS["edit"]:
             values[Product.status] = TRANSITIONS["edit"][row["status"]]
+        where = Product.id == product_id
+        if delta:
+            values[Product.stock] = Product.stock + delta
+            where &= Product.stock >= -delta if delta < 0 else Product.stock <= MAX_STOCK - delta
         if values:
             values[Product.updated_at] = utcnow()
-            await Product.update(values).where(Product.id == product_id)
+            if not await Product.update(values).where(where).returning(Product.id):
+                beyond = "below 0" if delta < 0 else f"above {MAX_STOCK}"
+                raise DomainError(
+                    "invalid_state", f"stock is {row['stock']} and a change of {delta:+d} would take it {beyond}", stock=row["stock"]
+                )
     return await get_product(product_id)
 
 
-async def _transition(product_id: int, action: str, *, supplier_id: int | None = None, note: str | None = None) -> ProductOut:
-    """Move a product along TRANSITIONS[action]; a move the table does not allow is `invalid_state`."""
+async def _transition(
+    product_id: int, action: str, *, actor_id: int | None, supplier_id: int | None = None, note: str | None = None
+) -> ProductOut:
+    """Move a product along TRANSITIONS[action] and record who did it (a `ProductReview` row, in the
+    same transaction); a move the table does not allow is `invalid_state` and records nothing."""
     async with Product._meta.db.transaction():
         if supplier_id is not None:
             status = (await _own_product(supplier_id, product_id))["status"]
@@ -276,7 +298,8 @@ async def _transition(product_id: int, action: str, *, supplier_id: int | None =
                 product_status=status,
                 allowed_from=sorted(TRANSITIONS[action]),
             )
-        values: dict[Any, Any] = {Product.status: target, Product.updated_at: utcnow()}
+        now = utcnow()
+        values: dict[Any, Any] = {Product.status: target, Product.updated_at: now}
         if note is not None:
             values[Product.review_note] = note
         # The status in the WHERE keeps the move a compare-and-set even without the row lock.
@@ -287,24 +310,48 @@ async def _transition(product_id: int, action: str, *, supplier_id: int | None =
         )
         if not moved:
             raise DomainError("invalid_state", f"product {product_id} changed meanwhile; try again")
+        await ProductReview.insert(
+            ProductReview(product=product_id, action=RECORDED[action], actor_id=actor_id, reason=note or "", at=now)
+        )
     return await get_product(product_id)
 
 
-async def submit_product(supplier_id: int, product_id: int) -> ProductOut:
-    """The supplier asks for review (from draft or rejected)."""
-    return await _transition(product_id, "submit", supplier_id=supplier_id)
+async def submit_product(supplier_id: int, product_id: int, *, actor_id: int | None) -> ProductOut:
+    """The supplier asks for review (from draft or rejected). `actor_id`: the user who did it."""
+    return await _transition(product_id, "submit", actor_id=actor_id, supplier_id=supplier_id)
 
 
-async def approve_product(product_id: int) -> ProductOut:
-    return await _transition(product_id, "approve", note="")
+async def approve_product(product_id: int, *, actor_id: int | None) -> ProductOut:
+    return await _transition(product_id, "approve", actor_id=actor_id, note="")
 
 
-async def reject_product(product_id: int, reason: str) -> ProductOut:
-    return await _transition(product_id, "reject", note=clean_text("reason", reason)[:200])
+async def reject_product(product_id: int, reason: str, *, actor_id: int | None) -> ProductOut:
+    return await _transition(product_id, "reject", actor_id=actor_id, note=clean_text("reason", reason)[:200])
 
 
-async def delist_product(product_id: int, reason: str) -> ProductOut:
-    return await _transition(product_id, "delist", note=clean_text("reason", reason)[:200])
+async def delist_product(product_id: int, reason: str, *, actor_id: int | None) -> ProductOut:
+    return await _transition(product_id, "delist", actor_id=actor_id, note=clean_text("reason", reason)[:200])
+
+
+async def list_reviews(*, limit: int = 50, offset: int = 0, since: datetime | None = None) -> tuple[list[ReviewOut], int]:
+    """The review's record, newest first, and how many rows there are in all: who submitted,
+    approved, rejected or delisted which product, and why. `since`: only from that moment on."""
+    check_page(limit, offset)
+    if since is not None and since.utcoffset() is None:
+        raise invalid("since", "must carry a UTC offset")
+    columns = (
+        ProductReview.at, ProductReview.actor_id, ProductReview.action, ProductReview.reason,
+        ProductReview.product.as_alias("product_id"), ProductReview.product.title.as_alias("product_title"),
+    )  # fmt: skip
+    rows_query = (
+        ProductReview.select(*columns).order_by(ProductReview.at, ProductReview.id, ascending=False).limit(limit).offset(offset)
+    )
+    count_query = ProductReview.count()
+    if since is not None:
+        rows_query = rows_query.where(ProductReview.at >= since)
+        count_query = count_query.where(ProductReview.at >= since)
+    rows = await rows_query
+    return [ReviewOut(**{**r, "at": local(r["at"])}) for r in rows], await count_query
 
 
 async def ensure_product(

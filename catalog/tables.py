@@ -1,5 +1,5 @@
-"""Catalog tables: paired regions, suppliers, certified regions, products, and the
-product's states (one `StrEnum`, also the CHECK constraint's list)."""
+"""Catalog tables: paired regions, suppliers, certified regions, products, the
+product's states (one `StrEnum`, also the CHECK constraint's list) and the review's record."""
 
 from enum import StrEnum
 
@@ -72,3 +72,26 @@ class Product(Table, tablename="catalog_product"):
     product_price_positive = Check(price_fen > 0)
     product_stock_non_negative = Check(stock >= 0)
     product_status_known = Check('"status" IN ' + _sql_in(ProductStatus))
+
+
+class ReviewAction(StrEnum):
+    """What a `ProductReview` records: the supplier's submit and the admin's decisions."""
+
+    submitted = "submitted"
+    approved = "approved"
+    rejected = "rejected"
+    delisted = "delisted"
+
+
+class ProductReview(Table, tablename="catalog_product_review"):
+    """Who moved a product along the review, and why: written in the transaction that moves it
+    (`catalog.service`), never updated or deleted. `actor_id` is the shop's user id, a plain
+    integer because the catalog knows no users; null when no signed-in user did it."""
+
+    product = ForeignKey(Product, null=False, index=True, on_delete=OnDelete.restrict)
+    action = Varchar(length=16)
+    actor_id = Integer(null=True, default=None)
+    reason = Text(default="")
+    at = Timestamptz(default=TimestamptzNow(), index=True)
+
+    product_review_action_known = Check('"action" IN ' + _sql_in(ReviewAction))

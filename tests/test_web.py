@@ -398,7 +398,7 @@ async def test_supplier_products_create_edit_submit(client, world):
     assert product["price_fen"] == 8850 and product["status"] == "draft" and product["stock"] == 10
     r = await client.get(f"/supplier/products/{product['id']}/edit")
     assert 'value="88.50"' in r.text
-    r = await post_form(client, f"/supplier/products/{product['id']}", {"title": "毕节红茶 礼盒", "region": "bijie", "category": "tea", "unit": "盒", "price": "90", "stock": "12", "description": "好茶"})
+    r = await post_form(client, f"/supplier/products/{product['id']}", {"title": "毕节红茶 礼盒", "region": "bijie", "category": "tea", "unit": "盒", "price": "90", "stock": "12", "stock_shown": "10", "description": "好茶"})
     assert r.status_code == 303
     r = await post_form(client, f"/supplier/products/{product['id']}/submit", htmx=True)
     assert r.status_code == 200 and "待审核" in r.text

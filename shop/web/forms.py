@@ -70,11 +70,16 @@ def selected_members(form: Any) -> list[int]:
     return seen
 
 
-PRODUCT_FIELDS = ("title", "region", "category", "unit", "price", "stock", "description")
+# `stock_shown` (hidden, edit form only): the stock the page showed when it was opened.
+PRODUCT_FIELDS = ("title", "region", "category", "unit", "price", "stock", "stock_shown", "description")
 
 
-def product_form(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
-    """The form's fields -> (values for the service, {field: Chinese problem})."""
+def product_form(form: Any, *, editing: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+    """The form's fields -> (values for the service, {field: Chinese problem}).
+
+    Editing, the stock typed is a change from the stock the page showed: the service gets
+    `stock_delta` (typed - shown; none when they are equal), so units that orders reserved
+    since the page was opened stay reserved."""
     raw = {f: str(form.get(f) or "").strip() for f in PRODUCT_FIELDS}
     problems: dict[str, str] = {}
     if not raw["title"]:
@@ -103,7 +108,12 @@ def product_form(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
         "category": raw["category"],
         "unit": raw["unit"],
         "price_fen": price,
-        "stock": stock,
         "description": raw["description"],
     }
+    if not editing:
+        values["stock"] = stock
+    elif (shown := int_or_none(raw["stock_shown"], 0, 1_000_000)) is None:
+        problems["stock"] = "页面已过期，请重新打开编辑页后再修改"
+    elif stock is not None and stock != shown:
+        values["stock_delta"] = stock - shown
     return values, problems

@@ -187,6 +187,7 @@ FIELD_NAMES = {
     "unit": "单位",
     "price_fen": "价格",
     "stock": "库存",
+    "stock_delta": "库存增减",
     "description": "商品介绍",
     "member_no": "会员编号",
     "name": "姓名",
@@ -222,6 +223,8 @@ _TRANSLATIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^the supplier is not certified for region .*$"), "该供应商没有此产地的认证"),
     (re.compile(r"^an order that is (\w+) cannot be (cancelled|paid)$"), "订单当前为“{state}”，不能{action}"),
     (re.compile(r"^cannot (\w+) a product that is (\w+)$"), "商品当前为“{pstate}”，不能{paction}"),
+    (re.compile(r"^stock is (\d+) and a change of ([+-]\d+) would take it below 0$"), r"当前库存为 \1（打开页面后已减少），按您的修改（\2）将小于 0，未保存"),
+    (re.compile(r"^stock is (\d+) and a change of ([+-]\d+) would take it above (\d+)$"), r"当前库存为 \1，按您的修改（\2）将超过 \3，未保存"),
     (re.compile(r"^member\(s\) \[.*\] are inactive.*$"), "所选会员中有已停用的会员"),
 ]
 _ACTIONS = {"cancelled": "取消", "paid": "确认收款"}

@@ -62,7 +62,7 @@ class AdminPages(Page):
     @post("/admin/reviews/{product_id:int}/approve", status_code=200)
     async def approve(self, request: Request, product_id: FromPath[int]) -> Response:
         try:
-            product = await catalog.approve_product(product_id)
+            product = await catalog.approve_product(product_id, actor_id=request.user.id)
         except DomainError as exc:
             return self._review_result(request, product_id, None, ui.explain(exc))
         return self._review_result(request, product_id, product, None)
@@ -74,7 +74,7 @@ class AdminPages(Page):
         if not reason:
             return self._review_result(request, product_id, None, ui.problem("请填写驳回原因"))
         try:
-            product = await catalog.reject_product(product_id, reason[:200])
+            product = await catalog.reject_product(product_id, reason[:200], actor_id=request.user.id)
         except DomainError as exc:
             return self._review_result(request, product_id, None, ui.explain(exc))
         return self._review_result(request, product_id, product, None)

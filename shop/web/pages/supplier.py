@@ -19,10 +19,10 @@ from shop.web.render import PAGE_SIZE, Page, is_htmx, pager, render, status_of
 # --- supplier ----------------------------------------------------------------------------------------------
 
 
-async def _posted_product(request: Request) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+async def _posted_product(request: Request, *, editing: bool = False) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
     """The product form as posted: (values for the service, problems by field, what to show again)."""
     form = await request.form()
-    values, problems = product_form(form)
+    values, problems = product_form(form, editing=editing)
     return values, problems, {f: str(form.get(f) or "") for f in PRODUCT_FIELDS}
 
 
@@ -82,6 +82,7 @@ class SupplierPages(Page):
             "unit": product.unit,
             "price": ui.yuan_plain(product.price_fen),
             "stock": str(product.stock),
+            "stock_shown": str(product.stock),
             "description": product.description,
         }
         return await self._form(request, product, values, {})
@@ -89,7 +90,7 @@ class SupplierPages(Page):
     @post("/supplier/products/{product_id:int}", status_code=200)
     async def update(self, request: Request, product_id: FromPath[int]) -> Response:
         product = await catalog.get_product(product_id, supplier_id=request.user.supplier_id)
-        values, problems, shown = await _posted_product(request)
+        values, problems, shown = await _posted_product(request, editing=True)
         if problems:
             return await self._form(request, product, shown, problems, status_code=400)
         try:
@@ -100,7 +101,7 @@ class SupplierPages(Page):
 
     @post("/supplier/products/{product_id:int}/submit", status_code=200)
     async def submit(self, request: Request, product_id: FromPath[int]) -> Response:
-        product = await catalog.submit_product(request.user.supplier_id, product_id)
+        product = await catalog.submit_product(request.user.supplier_id, product_id, actor_id=request.user.id)
         if is_htmx(request):
             return render(request, "_supplier_product_row.html", p=product)
         return Redirect(path="/supplier/products?ok=submitted", status_code=303)
