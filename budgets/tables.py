@@ -1,6 +1,5 @@
 """Budget tables: the union tree, members, the cap policy, budgets, the ledger, targets."""
 
-from enum import StrEnum
 
 from piccolo.columns import (
     BigInt,
@@ -16,11 +15,7 @@ from piccolo.constraints import Check, Unique
 from piccolo.table import Table
 
 from budgets.states import LedgerKind, Level
-
-
-def _one_of(column: str, states: type[StrEnum]) -> str:
-    """A CHECK condition: `"column" IN ('a', 'b', …)`, the states in their enum's order."""
-    return f'"{column}" IN (' + ", ".join(f"'{state.value}'" for state in states) + ")"
+from common.sql import one_of
 
 
 class Union(Table, tablename="budget_union"):
@@ -33,7 +28,7 @@ class Union(Table, tablename="budget_union"):
     # Materialised path "/1/7/42/": a subtree is one indexed prefix match.
     path = Varchar(length=255, index=True, default="")
 
-    union_level_known = Check(_one_of("level", Level))
+    union_level_known = Check(one_of("level", Level))
 
 
 class Member(Table, tablename="budget_member"):
@@ -81,7 +76,7 @@ class LedgerEntry(Table, tablename="budget_ledger"):
     prev_hash = Varchar(length=64)
     hash = Varchar(length=64)
 
-    ledger_kind_known = Check(_one_of("kind", LedgerKind))
+    ledger_kind_known = Check(one_of("kind", LedgerKind))
     ledger_amount_positive = Check(amount_fen > 0)
 
 

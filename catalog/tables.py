@@ -9,6 +9,8 @@ from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.constraints import Check, Unique
 from piccolo.table import Table
 
+from common.sql import one_of
+
 
 class ProductStatus(StrEnum):
     """Where a product is in the listing review (`catalog.service.TRANSITIONS` moves it)."""
@@ -18,10 +20,6 @@ class ProductStatus(StrEnum):
     listed = "listed"
     rejected = "rejected"
     delisted = "delisted"
-
-
-def _sql_in(values: type[StrEnum]) -> str:
-    return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
 class Region(Table, tablename="catalog_region"):
@@ -71,7 +69,7 @@ class Product(Table, tablename="catalog_product"):
 
     product_price_positive = Check(price_fen > 0)
     product_stock_non_negative = Check(stock >= 0)
-    product_status_known = Check('"status" IN ' + _sql_in(ProductStatus))
+    product_status_known = Check(one_of("status", ProductStatus))
 
 
 class ReviewAction(StrEnum):
@@ -94,4 +92,4 @@ class ProductReview(Table, tablename="catalog_product_review"):
     reason = Text(default="")
     at = Timestamptz(default=TimestamptzNow(), index=True)
 
-    product_review_action_known = Check('"action" IN ' + _sql_in(ReviewAction))
+    product_review_action_known = Check(one_of("action", ReviewAction))

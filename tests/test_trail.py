@@ -52,3 +52,17 @@ async def test_auditors_see_their_subtree_and_buyers_nothing(world):
     assert_problem(await world.buyer.get("/api/audit/events"), 403, "forbidden")
     assert_problem(await world.supplier_user.get("/api/audit/events"), 403, "forbidden")
     assert_problem(await admin.get("/api/audit/events", params={"action": "DROP TABLE"}), 400, "validation_failed")
+
+
+async def test_reviews_are_in_the_admins_trail_not_the_auditors(world):
+    product = world.products["draft"]
+    r = await world.supplier_user.post(f"/api/supplier/products/{product}/submit")
+    assert r.status_code == 200, r.text
+    r = await world.admin.post(f"/api/admin/products/{product}/reject", json={"reason": "图片不清晰"})
+    assert r.status_code == 200, r.text
+    body = await trail(world.admin, action="product_rejected")
+    [item] = body["items"]
+    assert item["subject"].startswith(f"product {product} ") and item["detail"] == "图片不清晰"
+    assert item["actor"]["role"] == "admin"
+    assert not (await trail(world.admin, action="product_submitted"))["items"]  # the supplier's own step
+    assert not (await trail(world.auditor, action="product_rejected"))["items"]

@@ -1,7 +1,7 @@
 """The admin's trail (`GET /api/audit/events`): who did what, read from the rows each change
 already writes in its own transaction — order events by a person (transfer confirmations,
-late transfers recorded, refunds), account changes — so the trail cannot miss a change or
-list one that was rolled back. Newest first."""
+late transfers recorded, refunds), listing reviews, account changes — so the trail cannot
+miss a change or list one that was rolled back. Newest first."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ SOURCES = {
         " e.detail AS detail, u.path AS path"
         " FROM shop_order_event e JOIN shop_order o ON o.id = e.\"order\" JOIN budget_union u ON u.id = o.branch"
         " WHERE e.actor IS NOT NULL AND e.action IN (" + ", ".join(f"'{a}'" for a in ORDER_ACTIONS) + ")"
+    ),
+    "reviews": (
+        "SELECT r.at AS at, r.actor_id AS actor_id, 'product_' || r.action AS action,"
+        " 'product ' || r.product || ' ' || p.title AS subject, r.reason AS detail, NULL AS path"
+        " FROM catalog_product_review r JOIN catalog_product p ON p.id = r.product"
+        " WHERE r.actor_id IS NOT NULL AND r.action <> 'submitted'"
     ),
     "accounts": (
         "SELECT a.at AS at, a.actor AS actor_id, 'user_' || a.action AS action, 'user ' || usr.username AS subject,"
