@@ -39,6 +39,24 @@ def pytest_report_header(config):
     return f"database: {DB_KIND} ({os.environ['DATABASE_URL']})"
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "slow_suite: a slow suite (browser, real server processes) that CI runs once, on PostgreSQL; "
+        "anywhere else it runs on whichever database the tests use",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """CI runs the README's test command twice, on SQLite and on PostgreSQL: the slow
+    suites need to run only once, and PostgreSQL is where concurrency is proven."""
+    if os.environ.get("CI") and not POSTGRES_URL:
+        skip = pytest.mark.skip(reason="slow suite: CI runs it on PostgreSQL")
+        for item in items:
+            if item.get_closest_marker("slow_suite"):
+                item.add_marker(skip)
+
+
 async def _reset_schema(engine) -> None:
     if isinstance(engine, PostgresEngine):
         await engine._run_in_new_connection("DROP SCHEMA public CASCADE")

@@ -27,6 +27,8 @@ from budgets import ledger, targets  # noqa: E402
 from tests.server import running_server  # noqa: E402
 from tests.world import add_members, add_union, build_world  # noqa: E402
 
+pytestmark = pytest.mark.slow_suite
+
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORD = "password-123"
 expect = sync_api.expect

@@ -15,6 +15,8 @@ from shop.orders.tables import Order
 from tests.server import running_server
 from tests.world import build_world
 
+pytestmark = pytest.mark.slow_suite
+
 
 @pytest.fixture(scope="module")
 def server():
