@@ -132,7 +132,19 @@ def _from_domain(exc: DomainError) -> ProblemDetailsException:
     return problem(exc.code, exc.detail, **exc.extra)
 
 
+def _redis_unreachable(exc: Exception) -> bool:
+    """Redis (`REDIS_URL`: login limits, revoked tokens) did not answer."""
+    try:
+        from redis.exceptions import ConnectionError, TimeoutError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
+    if _redis_unreachable(exc):
+        logger.warning("redis unreachable on %s %s: %r", request.method, request.url.path, exc)
+        return problem("unavailable", "a shared store is not reachable; nothing changed").to_response(request)
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem("internal_error", "An unexpected error occurred; it has been logged.").to_response(request)
 

@@ -16,13 +16,16 @@ logger = logging.getLogger("shop.jobs")
 
 async def tick(now: datetime, settings: Settings) -> dict[str, int]:
     """Expire unpaid orders whose hold ran out; start again (or cancel) payments that
-    never started. Returns how many of each."""
+    never started; forget the database's ended login windows (Redis, when set, expires its
+    own). Returns how many of each."""
+    from shop.auth.ratelimit import purge_attempts
     from shop.orders.cancellation import expire_due
     from shop.orders.placement import resume_payments
 
     done = {
         "expired": await expire_due(now, settings=settings),
         "payments_resumed": await resume_payments(now, settings),
+        "login_windows_purged": await purge_attempts(now),
     }
     if any(done.values()):
         logger.info("periodic work: %s", done)
