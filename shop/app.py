@@ -17,6 +17,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from shop import web
 from shop.auth.guards import require_roles
+from shop.auth.revocation import RevocationCache
 from shop.auth.tokens import build_jwt_auth
 from shop.db import connection_pool, redis_client
 from shop.errors import exception_handlers, problem_details_plugin
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.clock = lambda: datetime.now(timezone.utc)
     app.state.jwt_auth = jwt_auth
     app.state.redis = redis
+    app.state.revocations = RevocationCache()
     return app
 
 

@@ -1,7 +1,7 @@
-"""The login limit against the real server: two `shop serve --workers 2` processes on the same
-database (the kernel may hand every connection to one worker, so a second server is what
-proves that every process sees the same counts), once with the database as the shared store
-and once with Redis (`REDIS_URL`)."""
+"""The login limit and tokens that end, against the real server: two `shop serve --workers 2`
+processes on the same database (the kernel may hand every connection to one worker, so a
+second server is what proves that every process sees the same counts and revocations), once
+with the database as the shared store and once with Redis (`REDIS_URL`)."""
 
 from __future__ import annotations
 
@@ -69,3 +69,41 @@ async def test_at_most_the_limit_is_checked_however_many_arrive_at_once(servers)
         # another username from the same address has its own count
         other = await c.post(servers[0] + "/api/auth/login", json={"username": "someone-else", "password": "wrong-password"})
         assert other.status_code == 401
+
+
+async def test_logout_ends_the_token_everywhere(servers):
+    await create_user("leaving", "right-password", "admin")
+    async with _client(20) as c:
+        r = await c.post(servers[0] + "/api/auth/login", json={"username": "leaving", "password": "right-password"})
+        assert r.status_code == 200, r.text
+        auth = {"Authorization": f"Bearer {r.json()['token']}"}
+        # both servers have seen (and, with Redis, cached) the token as good
+        assert {r.status_code for r in await on_both(c, servers, "GET", "/api/me", 20, headers=auth)} == {200}
+        assert (await c.post(servers[0] + "/api/auth/logout", headers=auth)).status_code == 204
+        await asyncio.sleep(1.1)  # the in-process cache in front of Redis answers for at most a second
+        after = await on_both(c, servers, "GET", "/api/me", 20, headers=auth)
+        assert [r.status_code for r in after] == [401] * 20
+
+
+async def test_password_change_and_deactivation_end_tokens_everywhere(servers):
+    await create_user("boss", "boss-password", "admin")
+    await create_user("changer", "right-password", "admin")
+    first_server, second_server = servers
+    async with _client(20) as c:
+        async def token(url: str, username: str, password: str) -> dict[str, str]:
+            r = await c.post(url + "/api/auth/login", json={"username": username, "password": password})
+            assert r.status_code == 200, r.text
+            return {"Authorization": f"Bearer {r.json()['token']}"}
+
+        boss = await token(first_server, "boss", "boss-password")
+        first, second = await token(first_server, "changer", "right-password"), await token(second_server, "changer", "right-password")
+        body = {"old_password": "right-password", "new_password": "newer-password"}
+        assert (await c.post(second_server + "/api/me/password", json=body, headers=second)).status_code == 204
+        for headers in (first, second):
+            assert {r.status_code for r in await on_both(c, servers, "GET", "/api/me", 10, headers=headers)} == {401}
+        third = await token(second_server, "changer", "newer-password")
+        me = (await c.get(second_server + "/api/me", headers=third)).json()
+        assert (await c.patch(f"{first_server}/api/admin/users/{me['id']}", json={"active": False}, headers=boss)).status_code == 200
+        assert {r.status_code for r in await on_both(c, servers, "GET", "/api/me", 10, headers=third)} == {401}
+        login = {"username": "changer", "password": "newer-password"}
+        assert {r.status_code for r in await on_both(c, servers, "POST", "/api/auth/login", 2, json=login)} == {401}

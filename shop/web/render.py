@@ -72,7 +72,7 @@ async def optional_user(request: Request) -> Principal | None:
     if not raw:
         return None
     try:
-        return await principal_of(raw, request.app.state.jwt_auth)
+        return await principal_of(raw, request.app.state)
     except (NotAuthorizedException, ValueError):
         return None
 
