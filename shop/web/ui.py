@@ -198,6 +198,9 @@ FIELD_NAMES = {
     "target_fen": "目标",
     "year": "年度",
     "body": "内容",
+    "password": "密码",
+    "old_password": "当前密码",
+    "new_password": "新密码",
 }
 
 # The services' English messages that people meet most, in Chinese (everything else is
@@ -223,6 +226,9 @@ _TRANSLATIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^an order that is (\w+) cannot be (cancelled|paid)$"), "订单当前为“{state}”，不能{action}"),
     (re.compile(r"^cannot (\w+) a product that is (\w+)$"), "商品当前为“{pstate}”，不能{paction}"),
     (re.compile(r"^member\(s\) \[.*\] are inactive.*$"), "所选会员中有已停用的会员"),
+    (re.compile(r"^does not match the current password$"), "不正确"),
+    (re.compile(r"^must be at least (\d+) characters$"), r"至少 \1 位"),
+    (re.compile(r"^an admin cannot deactivate their own account$"), "不能停用自己的账号"),
 ]
 _ACTIONS = {"cancelled": "取消", "paid": "确认收款"}
 _PRODUCT_ACTIONS = {"submit": "提交审核", "approve": "通过审核", "reject": "驳回", "delist": "下架", "edit": "修改"}
