@@ -14,12 +14,12 @@ from litestar.exceptions import ValidationException
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from litestar.stores.memory import MemoryStore
 
 from shop import web
 from shop.auth.guards import require_roles
+from shop.auth.revocation import RevocationCache
 from shop.auth.tokens import build_jwt_auth
-from shop.db import connection_pool
+from shop.db import connection_pool, redis_client
 from shop.errors import exception_handlers, problem_details_plugin
 from shop.settings import Settings, get_settings
 
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     engine = piccolo_conf.DB
     jwt_auth = build_jwt_auth(settings)
+    redis = redis_client(settings.redis_url)  # login limits and revoked tokens; else in the database
     prometheus = PrometheusConfig(app_name="shop", prefix="shop", group_path=True, exclude=["^/metrics"])
 
     @asynccontextmanager
@@ -92,6 +93,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 for task in background:
                     task.cancel()
                 await asyncio.gather(*background, return_exceptions=True)
+                if redis is not None:
+                    await redis.aclose()
 
     app = Litestar(
         route_handlers=[*_route_handlers(), PrometheusController, web.static_files_router()],
@@ -104,7 +107,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_request=strict_json_body,
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(title="消费帮扶商城 API", version="1.0.0", path="/schema"),
-        stores={"login_attempts": MemoryStore()},
         logging_config=LoggingConfig(
             root={"level": settings.log_level, "handlers": ["queue_listener"]},
             log_exceptions="never",  # the 500 handler logs with the stack trace
@@ -115,6 +117,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.settings = settings
     app.state.clock = lambda: datetime.now(timezone.utc)
     app.state.jwt_auth = jwt_auth
+    app.state.redis = redis
+    app.state.revocations = RevocationCache()
     return app
 
 

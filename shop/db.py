@@ -1,4 +1,5 @@
-"""Database engines: SQLite (embedded default) or PostgreSQL, chosen by DATABASE_URL."""
+"""Database engines: SQLite (embedded default) or PostgreSQL, chosen by DATABASE_URL; and
+Redis, when REDIS_URL is set, for the counters every server process shares."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 import socket
 import sqlite3
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Awaitable, Callable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from urllib.parse import urlparse
 
 from piccolo.engine.base import Engine
@@ -112,6 +113,16 @@ async def connection_pool(engine: Engine, min_size: int, max_size: int) -> Async
         if isinstance(engine, SQLiteEngine):
             prepare_sqlite(engine.path)
         yield
+
+
+def redis_client(url: str) -> Any:
+    """A Redis client for `url` (redis://host:port/db), or None without one. It connects on
+    first use, in the event loop that uses it; close it with `await client.aclose()`."""
+    if not url:
+        return None
+    from redis.asyncio import Redis
+
+    return Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
 
 
 async def migrate() -> None:

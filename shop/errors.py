@@ -133,15 +133,24 @@ def _from_domain(exc: DomainError) -> ProblemDetailsException:
     return problem(exc.code, exc.detail, **exc.extra)
 
 
+def _redis_unreachable(exc: Exception) -> bool:
+    """Redis (`REDIS_URL`: login limits, revoked tokens) did not answer."""
+    try:
+        from redis.exceptions import ConnectionError, TimeoutError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, (ConnectionError, TimeoutError))
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
-    if database_unreachable(exc):
+    if database_unreachable(exc) or _redis_unreachable(exc):
         # the pool opens new connections for the next requests. A transaction that died with
         # its connection changed nothing; one whose COMMIT was in flight may have committed,
         # which is why every money-moving request is idempotent on its key: repeat it.
-        logger.warning("database unreachable on %s %s: %r", request.method, request.url.path, exc)
+        logger.warning("database or redis unreachable on %s %s: %r", request.method, request.url.path, exc)
         return problem(
             "unavailable",
-            "the database could not be reached; repeat the request shortly (with the same Idempotency-Key it is safe)",
+            "the database (or the shared store) could not be reached; repeat the request shortly (with the same Idempotency-Key it is safe)",
             headers={"Retry-After": "5"},
         ).to_response(request)
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)

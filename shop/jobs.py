@@ -16,13 +16,18 @@ logger = logging.getLogger("shop.jobs")
 
 async def tick(now: datetime, settings: Settings) -> dict[str, int]:
     """Expire unpaid orders whose hold ran out; start again (or cancel) payments that
-    never started. Returns how many of each."""
+    never started; forget the database's ended login windows and the revocations of tokens
+    that expired anyway (Redis, when set, expires its own). Returns how many of each."""
+    from shop.auth.ratelimit import purge_attempts
+    from shop.auth.revocation import purge_revoked
     from shop.orders.cancellation import expire_due
     from shop.orders.placement import resume_payments
 
     done = {
         "expired": await expire_due(now, settings=settings),
         "payments_resumed": await resume_payments(now, settings),
+        "login_windows_purged": await purge_attempts(now),
+        "revocations_purged": await purge_revoked(now),
     }
     if any(done.values()):
         logger.info("periodic work: %s", done)

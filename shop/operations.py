@@ -1,10 +1,11 @@
-"""Operations: is the process up (`/health`), can it reach the database (`/ready`)."""
+"""Operations: is the process up (`/health`), can it reach the database and Redis, when
+`REDIS_URL` is set (`/ready`)."""
 
 from __future__ import annotations
 
 import logging
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 
 from budgets.tables import Union
 from shop.errors import problem
@@ -20,12 +21,18 @@ class OperationsController(Controller):
         return {"status": "ok"}
 
     @get("/ready")
-    async def ready(self) -> dict[str, str]:
+    async def ready(self, request: Request) -> dict[str, str]:
         try:
             await Union.count()
         except Exception as exc:  # the database does not answer
             logger.warning("readiness check failed: %r", exc)
             raise problem("unavailable", "the database is not reachable") from exc
+        if (redis := request.app.state.redis) is not None:
+            try:
+                await redis.ping()
+            except Exception as exc:
+                logger.warning("readiness check failed: %r", exc)
+                raise problem("unavailable", "redis is not reachable") from exc
         return {"status": "ready"}
 
 

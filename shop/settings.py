@@ -16,6 +16,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     secret_key: str = ""
     token_ttl_hours: int = 12
     login_rate_limit: int = 10  # attempts a minute per client address and username
+    # where the counters every server process shares live (login limits, revoked tokens):
+    # Redis when set (redis://host:port/db), else the database
+    redis_url: str = ""
     hold_minutes: int = 60  # how long an unpaid Stripe order holds quota
     transfer_hold_days: int = 30  # how long an unpaid bank-transfer order holds quota
     expiry_interval_seconds: int = 60  # how often the server expires stale holds

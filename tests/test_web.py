@@ -14,7 +14,7 @@ from budgets import ledger, policy, targets
 from budgets.tables import LedgerEntry, Member, MemberBudget
 from catalog.tables import Product
 from shop.orders.tables import Allocation, Order
-from tests.conftest import assert_problem
+from tests.conftest import assert_problem, fresh_login_window
 from tests.stripe_stub import API_KEY, WEBHOOK_SECRET, StripeStub
 from tests.world import build_world
 
@@ -107,10 +107,15 @@ async def test_login_refusals_are_in_chinese_and_next_stays_on_site(client, worl
     assert r.headers["location"] == "/shop"
 
 
-async def test_login_page_shares_the_api_rate_limit(client, app, world):
-    store = app.stores.get("login_attempts")
+async def test_login_page_shares_the_api_rate_limit(client, app, world, monkeypatch):
+    from common.clock import utcnow
+    from shop.auth.ratelimit import attempt_key, count_attempt
+
+    monkeypatch.setattr(app.state, "settings", msgspec.structs.replace(app.state.settings, login_rate_limit=3))
     username = world.buyer.user["username"]
-    await store.set(f"127.0.0.1|{username}", str(app.state.settings.login_rate_limit), expires_in=60)
+    await fresh_login_window()
+    for _ in range(3):
+        await count_attempt(attempt_key("127.0.0.1", username), utcnow())
     r = await page_login(client, username)
     assert r.status_code == 429 and "次数过多" in r.text
     r = await client.post("/api/auth/login", json={"username": username, "password": PASSWORD})

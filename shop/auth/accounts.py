@@ -1,5 +1,10 @@
-"""Accounts: the principal every guard and domain function sees, creating users and
-checking passwords (Piccolo's BaseUser hashing, off the event loop)."""
+"""Accounts: the principal every guard and domain function sees, creating users, checking
+and changing passwords (Piccolo's BaseUser hashing, off the event loop), and the admin's
+list of accounts with deactivation and password resets.
+
+A token is issued under the account's `token_version`; changing or resetting the password
+and deactivating raise it, so every older token stops working (`load_principal` compares
+it in the query that loads the account on every request)."""
 
 from __future__ import annotations
 
@@ -8,11 +13,14 @@ import hmac
 from typing import Any
 
 import msgspec
+from piccolo.query import WhereRaw
 
 from common.clock import utcnow
-from common.sql import is_unique_violation
+from common.errors import invalid
+from common.sql import for_update, is_unique_violation, like_pattern
 from shop.auth.ratelimit import count_login_attempt
-from shop.auth.tables import AccountAction, AccountEvent, Role, User
+from shop.auth.schemas import PASSWORD_MIN_LENGTH
+from shop.auth.tables import AccountAction, AccountEvent, RevokedToken, Role, User
 from shop.errors import ShopError, problem
 
 
@@ -24,9 +32,13 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     role: str
     union_id: int | None = None
     supplier_id: int | None = None
+    token_version: int = 0  # the account's, when it was loaded: a new token carries it
 
 
-_PRINCIPAL_COLUMNS = (User.id, User.username, User.role, User.union, User.supplier)
+_PRINCIPAL_COLUMNS = (User.id, User.username, User.role, User.union, User.supplier, User.token_version)
+
+# a token revoked by logging out, when revocations live in the database (no Redis)
+_NOT_REVOKED = f"NOT EXISTS (SELECT 1 FROM {RevokedToken._meta.tablename} r WHERE r.jti = {{}})"
 
 
 def _principal(row: dict[str, Any]) -> Principal:
@@ -36,18 +48,27 @@ def _principal(row: dict[str, Any]) -> Principal:
         role=row["role"],
         union_id=row["union"],
         supplier_id=row["supplier"],
+        token_version=row["token_version"],
     )
 
 
-async def load_principal(user_id: int) -> Principal | None:
-    row = await User.select(*_PRINCIPAL_COLUMNS).where((User.id == user_id) & (User.active == True)).first()  # noqa: E712
+async def load_principal(user_id: int, token_version: int | None = None, unless_revoked: str | None = None) -> Principal | None:
+    """The active account `user_id`; with `token_version`, only if its tokens of that version
+    still count; with `unless_revoked` (a token's jti), only if that token was not revoked in
+    the database. One query either way: this runs on every authenticated request."""
+    query = User.select(*_PRINCIPAL_COLUMNS).where((User.id == user_id) & (User.active == True))  # noqa: E712
+    if token_version is not None:
+        query = query.where(User.token_version == token_version)
+    if unless_revoked is not None:
+        query = query.where(WhereRaw(_NOT_REVOKED, unless_revoked))
+    row = await query.first()
     return _principal(row) if row else None
 
 
 async def verify_password(username: str, password: str) -> int | None:
     """BaseUser's own hashing (pbkdf2-sha256), with the CPU-heavy part off the event loop."""
-    if len(username) > (User.username.length or 100) or len(password) > User._max_password_length:
-        return None
+    if len(username) > (User.username.length or 100) or len(password) > User._max_password_length or "\x00" in username:
+        return None  # no such account (PostgreSQL text cannot even hold a NUL)
     row = await User.select(User.id, User.password).where((User.username == username) & (User.active == True)).first()  # noqa: E712
     if row is None:
         await asyncio.to_thread(User.hash_password, password)  # same time as a real check
@@ -122,3 +143,89 @@ async def create_user(
             raise ShopError("conflict", f"username {username!r} or its email is taken") from exc
         raise
     return Principal(id=user.id, username=username, role=role, union_id=union_id, supplier_id=supplier_id)
+
+
+# --- passwords, deactivation: each ends the account's tokens ---------------------------------------
+
+
+async def _hash_new(password: str, field: str) -> str:
+    """Our length and BaseUser's own rules for a new password (`validation_failed` on `field`), hashed."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise invalid(field, f"must be at least {PASSWORD_MIN_LENGTH} characters")
+    try:
+        User._validate_password(password)
+    except ValueError as exc:
+        raise invalid(field, str(exc)) from exc
+    return await asyncio.to_thread(User.hash_password, password)
+
+
+async def change_password(request: Any, principal: Principal, old_password: str, new_password: str) -> None:
+    """The account holder changes their own password (API and page alike). The old password is
+    checked like a login, under the same limit, so a stolen token is no way to guess it. Every
+    token issued before stops working."""
+    await count_login_attempt(request, principal.username)
+    if await verify_password(principal.username, old_password) != principal.id:
+        raise invalid("old_password", "does not match the current password")
+    hashed = await _hash_new(new_password, "new_password")
+    async with User._meta.db.transaction():
+        await User.update({User.password: hashed, User.token_version: User.token_version + 1}).where(User.id == principal.id)
+        # the holder's own doing, not an admin's: no actor, so the admin's trail leaves it out
+        await AccountEvent.insert(AccountEvent(user=principal.id, at=utcnow(), actor=None, action=AccountAction.password_changed))
+
+
+_USER_COLUMNS = (User.id, User.username, User.role, User.union, User.supplier, User.active)
+
+
+def _account(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "username": row["username"],
+        "role": row["role"],
+        "union_id": row["union"],
+        "supplier_id": row["supplier"],
+        "active": row["active"],
+    }
+
+
+async def list_users(*, role: str | None = None, q: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+    """Accounts by id, optionally of one role and whose username contains `q` (any case)."""
+    clauses = []
+    if role is not None:
+        clauses.append(User.role == role)
+    if q is not None and q.strip():
+        clauses.append(WhereRaw("""LOWER("username") LIKE {} ESCAPE '!'""", like_pattern(q.strip())))
+    rows = await User.select(*_USER_COLUMNS).where(*clauses).order_by(User.id).limit(limit).offset(offset)
+    return [_account(r) for r in rows], await User.count().where(*clauses)
+
+
+async def update_user(user_id: int, *, active: bool | None, password: str | None, actor_id: int) -> dict[str, Any]:
+    """An admin deactivates, reactivates or resets the password of an account. Deactivating
+    and resetting end the account's tokens; each change is an account event with the admin
+    as its actor. Refused before anything changes: nothing to do, a password BaseUser
+    refuses, an admin deactivating their own account."""
+    if active is None and password is None:
+        raise invalid("body", "give active, password or both")
+    if active is False and user_id == actor_id:
+        raise ShopError("forbidden", "an admin cannot deactivate their own account")
+    hashed = await _hash_new(password, "password") if password is not None else None
+    async with User._meta.db.transaction():
+        row = await for_update(User.select(User.active).where(User.id == user_id), User).first()
+        if row is None:
+            raise ShopError("not_found", f"user {user_id} does not exist")
+        values: dict[Any, Any] = {}
+        actions: list[AccountAction] = []
+        if active is not None and active != row["active"]:
+            values[User.active] = active
+            actions.append(AccountAction.activated if active else AccountAction.deactivated)
+        if hashed is not None:
+            values[User.password] = hashed
+            actions.append(AccountAction.password_reset)
+        if active is False or hashed is not None:
+            values[User.token_version] = User.token_version + 1
+        if values:
+            await User.update(values).where(User.id == user_id)
+        at = utcnow()
+        for action in actions:
+            await AccountEvent.insert(AccountEvent(user=user_id, at=at, actor=actor_id, action=action))
+        updated = await User.select(*_USER_COLUMNS).where(User.id == user_id).first()
+    return _account(updated)

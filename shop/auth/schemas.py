@@ -11,6 +11,8 @@ from shop.auth.tables import Role
 
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+PASSWORD_MIN_LENGTH = 8  # a new password (BaseUser itself asks for 6)
+NewPassword = Annotated[str, msgspec.Meta(min_length=PASSWORD_MIN_LENGTH, max_length=128)]
 
 
 class LoginIn(Body):
@@ -33,8 +35,31 @@ class LoginOut(msgspec.Struct, kw_only=True):
 
 class UserIn(Body):
     username: Username
-    password: Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
+    password: NewPassword
     role: Role
     union_id: Id | None = None
     supplier_id: Id | None = None
     email: Annotated[str, msgspec.Meta(max_length=255, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+
+
+class PasswordChangeIn(Body):
+    old_password: Password
+    new_password: NewPassword
+
+
+class UserPatchIn(Body):
+    """What an admin changes on an account: give at least one."""
+
+    active: bool | None = None
+    password: NewPassword | None = None
+
+
+class AccountOut(UserOut, kw_only=True):
+    """A user as the admin's list shows it."""
+
+    active: bool
+
+
+class AccountList(msgspec.Struct, kw_only=True):
+    items: list[AccountOut]
+    total: int

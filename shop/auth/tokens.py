@@ -1,29 +1,78 @@
-"""Login tokens: JWTs (Bearer for the API, an HttpOnly cookie for the pages) whose
-subject is the user id; every request loads the account, so a deactivated user's
-tokens stop working at once."""
+"""Login tokens: JWTs (Bearer for the API, an HttpOnly cookie for the pages) whose subject
+is the user id. Each carries a unique `jti` (logging out revokes that one token) and the
+account's `token_version` as `ver` (a password change, a reset or a deactivation raises the
+account's version: every older token stops working).
+
+Every request loads the account anyway; that one query also compares the version and, when
+revocations live in the database, asks that the jti is not revoked. With Redis the jti is
+looked up there, behind a cache of at most a second (`shop/auth/revocation.py`)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
+from typing import Any
 
 from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException
 from litestar.security.jwt import JWTCookieAuth, Token
 
+from common.clock import utcnow
+from common.schemas import ID_MAX
+from shop.auth import revocation
 from shop.auth.accounts import Principal, load_principal
 from shop.settings import Settings
 
 
-async def _retrieve_user(token: Token, connection: ASGIConnection) -> Principal | None:
+def issue_token(jwt_auth: JWTCookieAuth[Principal], principal: Principal) -> str:
+    """A new token for `principal` (loaded just now, so its token_version is current)."""
+    return jwt_auth.create_token(
+        identifier=str(principal.id),
+        token_unique_jwt_id=uuid.uuid4().hex,
+        token_extras={"ver": principal.token_version},
+    )
+
+
+async def principal_for(token: Token, state: Any) -> Principal | None:
+    """The account behind a decoded token, if the token still counts (`state`: the app's)."""
     try:
-        return await load_principal(int(token.sub))
+        user_id = int(token.sub)
     except ValueError:
+        return None
+    version = token.extras.get("ver")
+    jti = token.jti
+    if not 1 <= user_id <= ID_MAX or type(version) is not int or not isinstance(jti, str) or not jti:
+        return None  # not one of ours (tokens from before versions and jtis included: log in again)
+    if state.redis is not None:
+        if await revocation.is_revoked_in_redis(jti, state.redis, state.revocations):
+            return None
+        return await load_principal(user_id, token_version=version)
+    return await load_principal(user_id, token_version=version, unless_revoked=jti)
+
+
+async def _retrieve_user(token: Token, connection: ASGIConnection) -> Principal | None:
+    return await principal_for(token, connection.app.state)
+
+
+def decode(raw: str, jwt_auth: JWTCookieAuth[Principal]) -> Token | None:
+    """A raw token (the pages' cookie) decoded and verified, or None."""
+    try:
+        return Token.decode(raw, jwt_auth.token_secret, jwt_auth.algorithm)
+    except NotAuthorizedException:
         return None
 
 
-async def principal_of(token: str, jwt_auth: JWTCookieAuth[Principal]) -> Principal | None:
+async def principal_of(raw: str, state: Any) -> Principal | None:
     """The account behind a raw token (the pages read their cookie with it)."""
-    decoded = Token.decode(token, jwt_auth.token_secret, jwt_auth.algorithm)
-    return await _retrieve_user(decoded, None)  # type: ignore[arg-type]
+    token = decode(raw, state.jwt_auth)
+    return await principal_for(token, state) if token is not None else None
+
+
+async def revoke_token(token: Token, state: Any) -> None:
+    """Log out: this token no longer works, in any process (within a second with Redis)."""
+    if isinstance(token.jti, str) and token.jti:
+        await revocation.revoke(token.jti, token.exp, utcnow(), state.redis)
+        state.revocations.put(token.jti, True)
 
 
 def build_jwt_auth(settings: Settings) -> JWTCookieAuth[Principal]:

@@ -38,6 +38,7 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/audit/members", "额度审计"),
         ("/audit/ledger", "额度流水"),
         ("/orders", "订单"),
+        ("/admin/users", "账号"),
     ],
     "auditor": [("/reports/targets", "目标完成"), ("/audit/members", "额度审计"), ("/audit/ledger", "额度流水"), ("/orders", "订单")],
     None: [("/products", "商品目录")],
@@ -53,6 +54,8 @@ NOTICES = {
     "submitted": "已提交审核，请等待管理员审核。",
     "cap": "额度已保存。",
     "bye": "已退出登录。",
+    "password": "密码已修改，其他设备上的登录已失效。",
+    "reset": "密码已重置，该账号原有的登录已失效。",
 }
 
 
@@ -72,7 +75,7 @@ async def optional_user(request: Request) -> Principal | None:
     if not raw:
         return None
     try:
-        return await principal_of(raw, request.app.state.jwt_auth)
+        return await principal_of(raw, request.app.state)
     except (NotAuthorizedException, ValueError):
         return None
 

@@ -199,6 +199,9 @@ FIELD_NAMES = {
     "target_fen": "目标",
     "year": "年度",
     "body": "内容",
+    "password": "密码",
+    "old_password": "当前密码",
+    "new_password": "新密码",
 }
 
 # The services' English messages that people meet most, in Chinese (everything else is
@@ -226,6 +229,9 @@ _TRANSLATIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^stock is (\d+) and a change of ([+-]\d+) would take it below 0$"), r"当前库存为 \1（打开页面后已减少），按您的修改（\2）将小于 0，未保存"),
     (re.compile(r"^stock is (\d+) and a change of ([+-]\d+) would take it above (\d+)$"), r"当前库存为 \1，按您的修改（\2）将超过 \3，未保存"),
     (re.compile(r"^member\(s\) \[.*\] are inactive.*$"), "所选会员中有已停用的会员"),
+    (re.compile(r"^does not match the current password$"), "不正确"),
+    (re.compile(r"^must be at least (\d+) characters$"), r"至少 \1 位"),
+    (re.compile(r"^an admin cannot deactivate their own account$"), "不能停用自己的账号"),
 ]
 _ACTIONS = {"cancelled": "取消", "paid": "确认收款"}
 _PRODUCT_ACTIONS = {"submit": "提交审核", "approve": "通过审核", "reject": "驳回", "delist": "下架", "edit": "修改"}

@@ -10,14 +10,15 @@ from shop.web.pages import (
     orders,
     reports,
     supplier,
+    users,
 )
 
 ROUTES = {
     "public": [account.LoginPages, catalog.CatalogPages],
-    "any": [account.HomePage],
+    "any": [account.HomePage, users.PasswordPages],
     "buyer": [basket.ShopPages, members.MemberPages, members.BudgetPages],
     "reader": [orders.OrderPages],
     "supplier": [supplier.SupplierPages],
-    "admin": [admin.AdminPages],
+    "admin": [admin.AdminPages, users.AdminUserPages],
     "auditor": [reports.ReportPages],
 }

@@ -8,11 +8,26 @@ from litestar.params import FromQuery
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Redirect, Template
 
-from shop.auth import accounts
+from shop.auth import accounts, tokens
+from shop.auth.accounts import Principal
 from shop.web.forms import BASKET_COOKIE
 from shop.web.render import HOME, NAV, Page, optional_user, render, safe_next
 
 # --- login ---------------------------------------------------------------------------------
+
+
+def token_cookie(request: Request, principal: Principal) -> Cookie:
+    """The pages' session: a new token for `principal` in an HttpOnly cookie."""
+    jwt_auth = request.app.state.jwt_auth
+    return Cookie(
+        key=jwt_auth.key,
+        value=tokens.issue_token(jwt_auth, principal),
+        path="/",
+        httponly=True,
+        max_age=int(jwt_auth.default_token_expiration.total_seconds()),
+        secure=jwt_auth.secure,
+        samesite=jwt_auth.samesite,
+    )
 
 
 class LoginPages(Page):
@@ -43,22 +58,15 @@ class LoginPages(Page):
             return render(
                 request, "login.html", status_code=exc.status_code, username=username, next=target or "", error=message, headers=exc.headers
             )
-        jwt_auth = request.app.state.jwt_auth
-        token = jwt_auth.create_token(identifier=str(principal.id))
-        cookie = Cookie(
-            key=jwt_auth.key,
-            value=token,
-            path="/",
-            httponly=True,
-            max_age=int(jwt_auth.default_token_expiration.total_seconds()),
-            secure=jwt_auth.secure,
-            samesite=jwt_auth.samesite,
-        )
-        return Redirect(path=target or HOME[principal.role], status_code=303, cookies=[cookie])
+        return Redirect(path=target or HOME[principal.role], status_code=303, cookies=[token_cookie(request, principal)])
 
     @post("/logout", status_code=200)
     async def logout(self, request: Request) -> Redirect:
+        """Ends the cookie's token everywhere (as `POST /api/auth/logout` does), then the cookie."""
         jwt_auth = request.app.state.jwt_auth
+        raw = request.cookies.get(jwt_auth.key, "").split(" ")[-1]
+        if raw and (token := tokens.decode(raw, jwt_auth)) is not None:
+            await tokens.revoke_token(token, request.app.state)
         gone = [
             Cookie(key=jwt_auth.key, value="", path="/", max_age=0, expires=0, httponly=True, samesite=jwt_auth.samesite, secure=jwt_auth.secure),
             Cookie(key=BASKET_COOKIE, value="", path="/", max_age=0, expires=0, httponly=True, samesite="strict"),
