@@ -43,7 +43,7 @@ from budgets.states import LedgerKind
 from budgets.tables import CapPolicy, LedgerEntry, Member, MemberBudget, UnionYearTotal
 from common.clock import SHANGHAI, utcnow
 from common.errors import DomainError
-from common.sql import for_update
+from common.sql import for_update, read_snapshot
 
 DEFAULT_CAP_FEN = 60_000  # 600 yuan a member a year (不超过600元/人/年)
 GENESIS_HASH = "0" * 64
@@ -322,7 +322,13 @@ async def verify_ledger(year: int | None = None, union_prefix: str | None = None
     """Walk every member-year's chain in order and replay it against the budget rows.
 
     Streams both tables in (member, year) order and merges them, so memory does not
-    grow with the ledger. `union_prefix` limits it to a subtree (Union.path prefix)."""
+    grow with the ledger, all in one read snapshot (`read_snapshot`), so the batches of
+    both tables show the same moment. `union_prefix` limits it to a subtree (Union.path prefix)."""
+    async with read_snapshot(LedgerEntry):  # an order committing meanwhile is wholly in or out
+        return await _verify(year, union_prefix, batch)
+
+
+async def _verify(year: int | None, union_prefix: str | None, batch: int) -> Verification:
     result = Verification()
     entries = _stream(
         lambda after: _after(LedgerEntry, after, year, union_prefix, LedgerEntry.seq),
