@@ -9,7 +9,8 @@ from decimal import Decimal
 from piccolo.columns.combination import WhereRaw
 from piccolo.query import OrderByRaw
 
-from budgets.ledger import LEDGER_COLUMNS, Verification, cap_for_year, verify_ledger
+from budgets.ledger import LEDGER_COLUMNS, Verification, verify_ledger
+from budgets.policy import cap_for_year
 from budgets.tables import LedgerEntry, MemberBudget
 from budgets.unions import subtree_prefix
 from common.clock import SHANGHAI

@@ -2,7 +2,7 @@
 
 A member's budget for a year (an Asia/Shanghai calendar year, `budget_year`) is one row,
 `MemberBudget`: `held_fen`, `spent_fen`, the number of entries and the head of its hash
-chain. The cap is the year's policy (`cap_for_year`: 60000 fen unless set), and
+chain. The cap is the year's policy (budgets/policy.py: 60000 fen unless set), and
 `held + spent <= cap` holds at every commit. Four moves change a budget, per fen of an
 entry's amount (`MOVES`):
 
@@ -39,13 +39,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Iterable, Sequence
 
+from budgets.policy import cap_for_year
 from budgets.states import LedgerKind
-from budgets.tables import CapPolicy, LedgerEntry, Member, MemberBudget, UnionYearTotal
+from budgets.tables import LedgerEntry, Member, MemberBudget, UnionYearTotal
 from common.clock import SHANGHAI, utcnow
 from common.errors import DomainError
 from common.sql import for_update, read_snapshot
 
-DEFAULT_CAP_FEN = 60_000  # 600 yuan a member a year (不超过600元/人/年)
 GENESIS_HASH = "0" * 64
 
 
@@ -59,12 +59,6 @@ def budget_year(at: datetime) -> int:
 def current_year(now: datetime | None = None) -> int:
     """The budget year now (Asia/Shanghai)."""
     return budget_year(now or utcnow())
-
-
-async def cap_for_year(year: int) -> int:
-    """The per-member cap of a year: the policy row, else 60000 fen."""
-    row = await CapPolicy.select(CapPolicy.cap_fen).where(CapPolicy.year == year).first()
-    return row["cap_fen"] if row else DEFAULT_CAP_FEN
 
 
 # --- holds, captures, releases, refunds -------------------------------------------

@@ -1,13 +1,19 @@
-"""The cap policy: the per-member cap of each year (60000 fen unless set). Holds read it
-through `budgets.ledger.cap_for_year`; this is where an admin sees and sets it."""
+"""The cap policy: the per-member cap of each year (60000 fen unless set): what holds read
+(`cap_for_year`), and where an admin sees and sets it."""
 
 from __future__ import annotations
 
 from budgets.checks import check_amount, check_year
-from budgets.ledger import DEFAULT_CAP_FEN
 from budgets.tables import CapPolicy
 
+DEFAULT_CAP_FEN = 60_000  # 600 yuan a member a year (不超过600元/人/年)
 CAP_MAX_FEN = 10_000_000
+
+
+async def cap_for_year(year: int) -> int:
+    """The per-member cap of a year: the policy row, else 60000 fen."""
+    row = await CapPolicy.select(CapPolicy.cap_fen).where(CapPolicy.year == year).first()
+    return row["cap_fen"] if row else DEFAULT_CAP_FEN
 
 
 async def get_policy(year: int) -> dict:

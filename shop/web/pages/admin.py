@@ -144,7 +144,7 @@ class AdminPages(Page):
             current=current,
             error=error,
             form=form or {"year": str(current), "cap": ""},
-            default_cap=ledger.DEFAULT_CAP_FEN,
+            default_cap=policy.DEFAULT_CAP_FEN,
         )
 
     @post("/admin/policy", status_code=200)
