@@ -17,19 +17,21 @@ member and sorted by member id. The members' budget rows for the year are create
 missing (`INSERT … ON CONFLICT DO NOTHING`), then read and locked in ascending member id:
 `SELECT … FOR UPDATE` on PostgreSQL; on SQLite the shop's transactions are IMMEDIATE and
 already hold the database's one write lock. No process-local lock is needed, so it holds
-across server processes, and the fixed order keeps two orders from deadlocking. With the
-rows locked, every member whose `held + spent + share` would pass the cap is listed in one
-`cap_exceeded` refusal, and nothing changes. Otherwise each share appends a ledger entry
-and moves its row in the same transaction. The tables' CHECK constraints (non-negative
-figures, known kinds) back this up. Capture, release and refund lock the same way (the rows
-must already exist); capture and refund also keep the per-branch-year totals the targets
-report reads (`UnionYearTotal`).
+across server processes, and the fixed order keeps two orders from deadlocking. The cap is
+read so that no cap change comes between the read and the commit (`cap_for_hold`: that is
+how the audit knows which cap each hold met). With the rows locked, every member whose
+`held + spent + share` would pass the cap is listed in one `cap_exceeded` refusal, and
+nothing changes. Otherwise each share appends a ledger entry and moves its row in the
+same transaction. The tables' CHECK constraints (non-negative figures, known kinds) back
+this up. Capture, release and refund lock the same way (the rows must already exist);
+capture and refund also keep the per-branch-year totals the targets report reads
+(`UnionYearTotal`).
 
 Entries are never updated or deleted. Each member-year's entries form a hash chain: an
 entry's `hash` is sha256 over the previous hash and the entry (`entry_hash`, from
 `GENESIS_HASH`), and the chain's head is kept on the budget row, so the row lock that
-guards the balance also guards the chain. `verify_ledger` walks every chain and replays it:
-it must give exactly the balances.
+guards the balance also guards the chain. `verify_ledger` walks every chain and replays it,
+in one read snapshot: it must give exactly the balances.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Iterable, Sequence
 
-from budgets.policy import cap_for_year
+from budgets.policy import cap_for_hold
 from budgets.states import LedgerKind
 from budgets.tables import LedgerEntry, Member, MemberBudget, UnionYearTotal
 from common.clock import SHANGHAI, utcnow
@@ -183,7 +185,7 @@ async def hold(shares: Sequence[tuple[int, int]], *, year: int, order_id: int | 
         return
     async with MemberBudget._meta.db.transaction():
         rows = await _lock_budgets([m for m, _ in items], year, create=True)
-        cap = await cap_for_year(year)
+        cap = await cap_for_hold(year)
         over = [
             {
                 "member_id": m,
