@@ -1,18 +1,23 @@
-"""The cap's history over HTTP: every change kept with who made it, and lowering a cap
-names the members already above it and takes nothing back."""
+"""The cap's history over HTTP: every change kept with who made it, lowering a cap names
+the members already above it and takes nothing back, and the audit tells a member a hold
+took over the cap from a member only above a cap lowered later."""
 
 from __future__ import annotations
 
+import importlib
 from datetime import datetime
 
 import pytest
 
+from budgets import audit as budgets_audit
 from budgets import ledger
 from budgets.tables import CapPolicy, CapPolicyChange, MemberBudget
 from tests.conftest import assert_problem
+from tests.test_web import as_user
 from tests.world import build_world
 
 YEAR = ledger.current_year()  # orders are placed now, so their budget year is this one
+CARRY_OVER = importlib.import_module("budgets.piccolo_migrations.budgets_2026_11_25t19_06_58_057863")
 
 
 @pytest.fixture
@@ -36,6 +41,12 @@ async def placed(world, member: int, teas: int, key: str, pay: bool = False) -> 
         )
         assert r.status_code == 200, r.text
     return order
+
+
+async def audit(world, **params) -> dict[int, dict]:
+    r = await world.admin.get("/api/audit/members", params={"year": YEAR, "min_ratio": 0, "limit": 200, **params})
+    assert r.status_code == 200, r.text
+    return {m["member_id"]: m for m in r.json()["items"]}
 
 
 async def budgets() -> list[tuple]:
@@ -88,6 +99,57 @@ async def test_lowering_the_cap_names_the_members_above_it_and_takes_nothing_bac
     r = await world.admin.put(f"/api/admin/policy/{YEAR}", json={"cap_fen": 60000})
     assert r.json()["affected"] == [] and r.json()["previous_cap_fen"] == 30000
     assert (await ledger.verify_ledger()).ok
+
+
+async def test_the_audit_tells_a_lowered_cap_from_a_hold_over_the_cap(world):
+    a, b, c = world.members[:3]
+    await placed(world, a, 5, "a", pay=True)  # spent 50000 under the cap of 60000
+    await placed(world, b, 1, "b")
+    r = await world.admin.put(f"/api/admin/policy/{YEAR}", json={"cap_fen": 40000})
+    assert [m["member_id"] for m in r.json()["affected"]] == [a]
+
+    items = await audit(world)
+    assert items[a] | {"cap_fen": 40000} == items[a]
+    assert (items[a]["spent_fen"], items[a]["ratio"], items[a]["remaining_fen"]) == (50000, 1.25, 0)
+    assert (items[a]["over_cap"], items[a]["above_lowered_cap"]) == (False, True)
+    assert (items[b]["over_cap"], items[b]["above_lowered_cap"]) == (False, False)
+    assert set(await audit(world, min_ratio=1)) == {a}
+    await as_user(world.admin.client, world.auditor)  # the audit page says the same
+    page = (await world.admin.client.get("/audit/members", params={"year": YEAR, "min_ratio": "0"})).text
+    assert "额度已调低</span>" in page and "超额</span>" not in page
+
+    # what a violation looks like: the policy row put back behind the history's back, so a
+    # hold is checked against 60000 while the cap in force was 40000
+    await CapPolicy.update({CapPolicy.cap_fen: 60000}).where(CapPolicy.year == YEAR)
+    await placed(world, c, 5, "c")
+    items = await audit(world)
+    assert (items[c]["over_cap"], items[c]["above_lowered_cap"]) == (True, False)
+    assert items[a]["over_cap"] is False
+    assert await budgets_audit._taken_over_the_cap([a, b, c], YEAR, chunk=1) == {c}
+    page = (await world.admin.client.get("/audit/members", params={"year": YEAR, "min_ratio": "0"})).text
+    assert "超额</span>" in page
+    # the same figures in the export
+    r = await world.admin.get("/api/audit/members", params={"year": YEAR, "min_ratio": 0, "format": "csv"})
+    text = r.content.decode("utf-8-sig")
+    assert r.status_code == 200 and "下单时超额" in text and "高于调低后的额度" in text and "是" in text
+
+
+async def test_a_cap_set_before_history_was_kept_judges_holds_as_before(world):
+    a = world.members[0]
+    await CapPolicy.insert(CapPolicy(year=YEAR, cap_fen=80000))  # as an older shop left it: no history
+    await placed(world, a, 7, "a")  # held 70000 under 80000
+    assert (await audit(world))[a]["over_cap"] is False
+
+    await CARRY_OVER.carry_over_set_caps()  # the data migration
+    await CARRY_OVER.carry_over_set_caps()  # a year with history gets nothing more
+    history = (await world.admin.get(f"/api/admin/policy/{YEAR}")).json()["history"]
+    assert [(h["previous_cap_fen"], h["cap_fen"], h["actor"]) for h in history] == [(None, 80000, None)]
+    assert (await CapPolicyChange.select(CapPolicyChange.ledger_seq).first())["ledger_seq"] == 0
+    assert (await audit(world))[a]["over_cap"] is False
+
+    r = await world.admin.put(f"/api/admin/policy/{YEAR}", json={"cap_fen": 60000})
+    assert r.json()["previous_cap_fen"] == 80000 and [m["member_id"] for m in r.json()["affected"]] == [a]
+    assert ((await audit(world))[a]["over_cap"], (await audit(world))[a]["above_lowered_cap"]) == (False, True)
 
 
 async def test_bad_cap_changes_are_refused_and_change_nothing(world, make_user, anon):

@@ -141,3 +141,49 @@ async def test_verify_while_orders_are_placed_sees_one_snapshot(app, server, mak
     assert answers[-1]["placed"] > answers[0]["placed"], "orders were being placed while verifying"
     assert (await ledger.verify_ledger()).ok
     assert len(placed) == await Order.count()
+
+
+async def test_cap_changes_while_orders_are_placed_never_show_a_hold_over_its_cap(app, server, make_user, admin):
+    """A cap change and a hold never interleave: each hold is judged by the audit against the
+    very cap it was checked against, however the changes and the orders cross."""
+    world = await build_world(make_user, admin, members=12)
+    tea = world.products["tea"]
+    await Product.update({Product.stock: 100_000}).where(Product.id == tea)
+    year = ledger.current_year()
+    stop = asyncio.Event()
+    outcomes: list[int] = []
+
+    async def place(lane: int, c: httpx.AsyncClient) -> None:
+        i = 0
+        while not stop.is_set():
+            member = world.members[(lane * 5 + i) % len(world.members)]
+            body = {"lines": [{"product_id": tea, "quantity": 1 + i % 2}], "members": [member]}
+            r = await c.post("/api/orders", json=body, headers={"Authorization": f"Bearer {world.buyer.token}", "Idempotency-Key": f"cap-{lane}-{i}"})
+            assert r.status_code == 201 or r.json()["code"] == "cap_exceeded", r.text
+            outcomes.append(r.status_code)
+            i += 1
+
+    async def placing() -> None:
+        async with httpx.AsyncClient(base_url=server, timeout=30) as c:
+            await asyncio.gather(*[place(lane, c) for lane in range(4)])
+
+    async def changing() -> None:
+        async with httpx.AsyncClient(base_url=server, timeout=30) as c:
+            for n in range(30):
+                cap = [120000, 30000, 90000, 20000, 150000][n % 5]
+                r = await c.put(f"/api/admin/policy/{year}", json={"cap_fen": cap}, headers={"Authorization": f"Bearer {admin.token}"})
+                assert r.status_code == 200, r.text
+                await asyncio.sleep(0.02)
+        stop.set()
+
+    placer = asyncio.create_task(placing())
+    try:
+        await asyncio.wait_for(changing(), 45)
+    finally:
+        stop.set()
+        await asyncio.wait_for(placer, 30)
+    assert outcomes.count(201) > 20 and 409 in outcomes
+    r = await admin.get("/api/audit/members", params={"year": year, "min_ratio": 0, "limit": 200})
+    items = r.json()["items"]
+    assert items and [m["member_id"] for m in items if m["over_cap"]] == []
+    assert (await ledger.verify_ledger()).ok

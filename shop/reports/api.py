@@ -139,6 +139,8 @@ class AuditController(Controller):
             Column("held_fen", "占用中(元)", "fen"),
             Column("remaining_fen", "剩余(元)", "fen"),
             Column("ratio", "使用率", "ratio"),
+            Column("over_cap", "下单时超额", "flag"),
+            Column("above_lowered_cap", "高于调低后的额度", "flag"),
         ]
         return respond(fmt, items, columns, f"额度使用审计-{year}", {"items": items, "total": total}, "额度使用")
 
