@@ -12,6 +12,8 @@ from budgets import ledger, members, policy, targets, unions
 from budgets.checks import YEAR_MAX, YEAR_MIN
 from budgets.schemas import (
     UNSET,
+    ActorOut,
+    AffectedMemberOut,
     BudgetOut,
     ImportOut,
     LevelName,
@@ -20,8 +22,10 @@ from budgets.schemas import (
     MemberList,
     MemberOut,
     MemberPatch,
+    PolicyChangeOut,
+    PolicyHistoryOut,
     PolicyIn,
-    PolicyOut,
+    PolicySetOut,
     TargetIn,
     TargetOut,
     UnionDetail,
@@ -29,6 +33,7 @@ from budgets.schemas import (
     UnionList,
     UnionOut,
 )
+from common.clock import local
 from common.errors import DomainError
 from common.pagination import PAGINATION, Paging
 
@@ -95,13 +100,28 @@ class AdminPolicyController(Controller):
     path = "/api/admin/policy"
 
     @put("/{year:int}")
-    async def set_cap(self, year: PathYear, data: JSONBody[PolicyIn]) -> PolicyOut:
-        return PolicyOut(**await policy.set_cap(year, data.cap_fen))
+    async def set_cap(self, request: Request, year: PathYear, data: JSONBody[PolicyIn]) -> PolicySetOut:
+        change = await policy.set_cap(year, data.cap_fen, actor_id=request.user.id, at=request.app.state.clock())
+        return PolicySetOut(
+            year=change["year"],
+            cap_fen=change["cap_fen"],
+            previous_cap_fen=change["previous_cap_fen"],
+            affected=[AffectedMemberOut(**m) for m in change["affected"]],
+        )
 
     @get("/{year:int}")
-    async def get_cap(self, year: PathYear) -> PolicyOut:
+    async def get_cap(self, year: PathYear) -> PolicyHistoryOut:
         cap = await policy.get_policy(year)
-        return PolicyOut(year=cap["year"], cap_fen=cap["cap_fen"])
+        history = [
+            PolicyChangeOut(
+                cap_fen=c["cap_fen"],
+                previous_cap_fen=c["previous_cap_fen"],
+                at=local(c["at"]).isoformat(),
+                actor=None if c["actor_id"] is None else ActorOut(id=c["actor_id"]),
+            )
+            for c in cap["history"]
+        ]
+        return PolicyHistoryOut(year=cap["year"], cap_fen=cap["cap_fen"], history=history)
 
 
 class AdminTargetController(Controller):

@@ -2,7 +2,7 @@
 
 A member's budget for a year (an Asia/Shanghai calendar year, `budget_year`) is one row,
 `MemberBudget`: `held_fen`, `spent_fen`, the number of entries and the head of its hash
-chain. The cap is the year's policy (`cap_for_year`: 60000 fen unless set), and
+chain. The cap is the year's policy (budgets/policy.py: 60000 fen unless set), and
 `held + spent <= cap` holds at every commit. Four moves change a budget, per fen of an
 entry's amount (`MOVES`):
 
@@ -17,19 +17,21 @@ member and sorted by member id. The members' budget rows for the year are create
 missing (`INSERT … ON CONFLICT DO NOTHING`), then read and locked in ascending member id:
 `SELECT … FOR UPDATE` on PostgreSQL; on SQLite the shop's transactions are IMMEDIATE and
 already hold the database's one write lock. No process-local lock is needed, so it holds
-across server processes, and the fixed order keeps two orders from deadlocking. With the
-rows locked, every member whose `held + spent + share` would pass the cap is listed in one
-`cap_exceeded` refusal, and nothing changes. Otherwise each share appends a ledger entry
-and moves its row in the same transaction. The tables' CHECK constraints (non-negative
-figures, known kinds) back this up. Capture, release and refund lock the same way (the rows
-must already exist); capture and refund also keep the per-branch-year totals the targets
-report reads (`UnionYearTotal`).
+across server processes, and the fixed order keeps two orders from deadlocking. The cap is
+read so that no cap change comes between the read and the commit (`cap_for_hold`: that is
+how the audit knows which cap each hold met). With the rows locked, every member whose
+`held + spent + share` would pass the cap is listed in one `cap_exceeded` refusal, and
+nothing changes. Otherwise each share appends a ledger entry and moves its row in the
+same transaction. The tables' CHECK constraints (non-negative figures, known kinds) back
+this up. Capture, release and refund lock the same way (the rows must already exist);
+capture and refund also keep the per-branch-year totals the targets report reads
+(`UnionYearTotal`).
 
 Entries are never updated or deleted. Each member-year's entries form a hash chain: an
 entry's `hash` is sha256 over the previous hash and the entry (`entry_hash`, from
 `GENESIS_HASH`), and the chain's head is kept on the budget row, so the row lock that
-guards the balance also guards the chain. `verify_ledger` walks every chain and replays it:
-it must give exactly the balances.
+guards the balance also guards the chain. `verify_ledger` walks every chain and replays it,
+in one read snapshot: it must give exactly the balances.
 """
 
 from __future__ import annotations
@@ -39,13 +41,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Iterable, Sequence
 
+from budgets.policy import cap_for_hold
 from budgets.states import LedgerKind
-from budgets.tables import CapPolicy, LedgerEntry, Member, MemberBudget, UnionYearTotal
+from budgets.tables import LedgerEntry, Member, MemberBudget, UnionYearTotal
 from common.clock import SHANGHAI, utcnow
 from common.errors import DomainError
-from common.sql import for_update
+from common.sql import for_update, read_snapshot
 
-DEFAULT_CAP_FEN = 60_000  # 600 yuan a member a year (不超过600元/人/年)
 GENESIS_HASH = "0" * 64
 
 
@@ -59,12 +61,6 @@ def budget_year(at: datetime) -> int:
 def current_year(now: datetime | None = None) -> int:
     """The budget year now (Asia/Shanghai)."""
     return budget_year(now or utcnow())
-
-
-async def cap_for_year(year: int) -> int:
-    """The per-member cap of a year: the policy row, else 60000 fen."""
-    row = await CapPolicy.select(CapPolicy.cap_fen).where(CapPolicy.year == year).first()
-    return row["cap_fen"] if row else DEFAULT_CAP_FEN
 
 
 # --- holds, captures, releases, refunds -------------------------------------------
@@ -189,7 +185,7 @@ async def hold(shares: Sequence[tuple[int, int]], *, year: int, order_id: int | 
         return
     async with MemberBudget._meta.db.transaction():
         rows = await _lock_budgets([m for m, _ in items], year, create=True)
-        cap = await cap_for_year(year)
+        cap = await cap_for_hold(year)
         over = [
             {
                 "member_id": m,
@@ -322,7 +318,13 @@ async def verify_ledger(year: int | None = None, union_prefix: str | None = None
     """Walk every member-year's chain in order and replay it against the budget rows.
 
     Streams both tables in (member, year) order and merges them, so memory does not
-    grow with the ledger. `union_prefix` limits it to a subtree (Union.path prefix)."""
+    grow with the ledger, all in one read snapshot (`read_snapshot`), so the batches of
+    both tables show the same moment. `union_prefix` limits it to a subtree (Union.path prefix)."""
+    async with read_snapshot(LedgerEntry):  # an order committing meanwhile is wholly in or out
+        return await _verify(year, union_prefix, batch)
+
+
+async def _verify(year: int | None, union_prefix: str | None, batch: int) -> Verification:
     result = Verification()
     entries = _stream(
         lambda after: _after(LedgerEntry, after, year, union_prefix, LedgerEntry.seq),

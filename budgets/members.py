@@ -11,7 +11,7 @@ from typing import Iterable
 from piccolo.columns.combination import WhereRaw
 
 from budgets.checks import check_year, clean_text, text_problem
-from budgets.ledger import cap_for_year
+from budgets.policy import cap_for_year
 from budgets.tables import Member, MemberBudget
 from budgets.unions import require_branch
 from common.errors import DomainError, invalid

@@ -64,6 +64,32 @@ class PolicyOut(msgspec.Struct, kw_only=True):
     cap_fen: int
 
 
+class ActorOut(msgspec.Struct, kw_only=True):
+    id: int  # the user's id (the budgets package knows no more of users)
+
+
+class PolicyChangeOut(msgspec.Struct, kw_only=True):
+    cap_fen: int
+    previous_cap_fen: int | None  # null: set before changes were kept
+    at: str
+    actor: ActorOut | None  # null: no user (carried over by a migration, or a script)
+
+
+class PolicyHistoryOut(PolicyOut, kw_only=True):
+    history: list[PolicyChangeOut]  # oldest first
+
+
+class AffectedMemberOut(msgspec.Struct, kw_only=True):
+    member_id: int
+    spent_fen: int
+    held_fen: int
+
+
+class PolicySetOut(PolicyOut, kw_only=True):
+    previous_cap_fen: int
+    affected: list[AffectedMemberOut]  # held + spent above the new cap; nothing is taken back
+
+
 class TargetIn(Body):
     target_fen: TargetFen
 

@@ -47,6 +47,25 @@ class CapPolicy(Table, tablename="budget_cap_policy"):
     policy_cap_non_negative = Check(cap_fen >= 0)
 
 
+class CapPolicyChange(Table, tablename="budget_cap_policy_change"):
+    """Every change of a year's cap, in the order made; never updated or deleted.
+
+    `ledger_seq` is the last ledger entry committed before the change took effect: holds
+    with a higher `seq` were checked against `cap_fen`, those before it against the cap
+    before (see budgets/policy.py). `previous_cap_fen` is that cap (null where unknown: a
+    policy set before changes were kept). `actor_id` is the shop's user id, a plain number:
+    the budgets package does not know the shop's users."""
+
+    year = Integer(index=True)
+    cap_fen = Integer()
+    previous_cap_fen = Integer(null=True, default=None)
+    at = Timestamptz()
+    actor_id = Integer(null=True, default=None)
+    ledger_seq = Integer(default=0)
+
+    change_cap_non_negative = Check(cap_fen >= 0)
+
+
 class MemberBudget(Table, tablename="budget_member_budget"):
     """One row per member and year. The row lock guards the balance and the ledger chain."""
 

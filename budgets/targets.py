@@ -6,7 +6,7 @@ from __future__ import annotations
 from piccolo.query.functions.aggregate import Count
 
 from budgets.checks import check_amount, check_year
-from budgets.ledger import cap_for_year
+from budgets.policy import cap_for_year
 from budgets.tables import Member, Target, Union, UnionYearTotal
 from budgets.unions import subtree_prefix, union_by_code
 from common.errors import DomainError

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Iterable
 
 from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import TransactionType
 
 
 def is_postgres(table: Any) -> bool:
@@ -17,6 +19,28 @@ def for_update(query: Any, table: Any) -> Any:
     """`SELECT … FOR UPDATE` on PostgreSQL; SQLite's IMMEDIATE transaction already holds
     the only write lock, and Piccolo's `lock_rows()` raises there."""
     return query.lock_rows("UPDATE") if is_postgres(table) else query
+
+
+@asynccontextmanager
+async def read_snapshot(table: Any) -> AsyncIterator[None]:
+    """Every query inside sees one snapshot of the database (a read that checks the books).
+
+    PostgreSQL: a transaction whose first statement makes it REPEATABLE READ, READ ONLY
+    (Piccolo has no isolation API). SQLite: a DEFERRED transaction, which takes no write
+    lock, so writers go on; in WAL mode it reads one snapshot from its first read. A
+    transaction is one connection: run its queries one after another, never gathered.
+    Inside a transaction already open, its snapshot is the one used."""
+    db = table._meta.db
+    if db.current_transaction.get() is not None:
+        yield
+        return
+    if is_postgres(table):
+        async with db.transaction():
+            await table.raw("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+    else:
+        async with db.transaction(transaction_type=TransactionType.deferred):
+            yield
 
 
 def like_pattern(text: str) -> str:

@@ -475,13 +475,14 @@ async def test_import_needs_csv_in_utf8(buyer, tree):
 
 
 async def test_cap_policy_default_upsert_and_bad_values(admin, tree):
-    assert (await admin.get("/api/admin/policy/2030")).json() == {"year": 2030, "cap_fen": 60000}
+    assert (await admin.get("/api/admin/policy/2030")).json() == {"year": 2030, "cap_fen": 60000, "history": []}
     r = await admin.put("/api/admin/policy/2030", json={"cap_fen": 50000})
-    assert r.status_code == 200 and r.json() == {"year": 2030, "cap_fen": 50000}
+    assert r.status_code == 200 and r.json() == {"year": 2030, "cap_fen": 50000, "previous_cap_fen": 60000, "affected": []}
     r = await admin.put("/api/admin/policy/2030", json={"cap_fen": 0})
-    assert r.json() == {"year": 2030, "cap_fen": 0}
-    assert (await admin.get("/api/admin/policy/2030")).json() == {"year": 2030, "cap_fen": 0}
-    assert (await admin.get("/api/admin/policy/2031")).json() == {"year": 2031, "cap_fen": 60000}
+    assert r.json() == {"year": 2030, "cap_fen": 0, "previous_cap_fen": 50000, "affected": []}
+    body = (await admin.get("/api/admin/policy/2030")).json()
+    assert (body["year"], body["cap_fen"], len(body["history"])) == (2030, 0, 2)
+    assert (await admin.get("/api/admin/policy/2031")).json() == {"year": 2031, "cap_fen": 60000, "history": []}
     assert await CapPolicy.count() == 1
 
     for body, field in [

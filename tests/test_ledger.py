@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from budgets import ledger
+from budgets import ledger, policy
 from budgets.tables import (
     CapPolicy,
     LedgerEntry,
@@ -158,7 +158,7 @@ async def test_random_sequences_keep_the_invariants(app, ops):
     await Union.delete(force=True)
     _, members = await make_branch_with_members(3)
     model = {m: [0, 0] for m in members}  # held, spent
-    cap = ledger.DEFAULT_CAP_FEN
+    cap = policy.DEFAULT_CAP_FEN
     for step, (op, who, amount) in enumerate(ops):
         m = members[who]
         held, spent = model[m]

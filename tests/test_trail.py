@@ -66,3 +66,17 @@ async def test_reviews_are_in_the_admins_trail_not_the_auditors(world):
     assert item["actor"]["role"] == "admin"
     assert not (await trail(world.admin, action="product_submitted"))["items"]  # the supplier's own step
     assert not (await trail(world.auditor, action="product_rejected"))["items"]
+
+
+async def test_cap_changes_are_in_every_trail(world):
+    r = await world.admin.put("/api/admin/policy/2031", json={"cap_fen": 50000})
+    assert r.status_code == 200, r.text
+    r = await world.admin.put("/api/admin/policy/2031", json={"cap_fen": 45000})
+    assert r.status_code == 200, r.text
+    for reader in (world.admin, world.auditor):
+        items = (await trail(reader, action="cap_changed"))["items"]
+        assert [(i["subject"], i["detail"]) for i in items] == [
+            ("policy 2031", "50000 -> 45000 fen"),
+            ("policy 2031", "60000 -> 50000 fen"),
+        ]
+        assert all(i["actor"]["role"] == "admin" for i in items)

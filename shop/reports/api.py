@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import FromPath, FromQuery, QueryParameter
 
-from budgets import audit, ledger, targets, unions
+from budgets import audit, ledger, policy, targets, unions
 from budgets.states import LedgerKind
 from common.pagination import PAGINATION, Paging
 from shop.auth import scope
@@ -62,7 +62,7 @@ class ReportController(Controller):
         root = await scope.scope_root(request.user, union_id)
         year = _year(year)
         tree = await targets.targets_tree(root, year)
-        body = {**tree, "year": year, "cap_fen": await ledger.cap_for_year(year)}
+        body = {**tree, "year": year, "cap_fen": await policy.cap_for_year(year)}
         return respond(fmt, _flatten([tree]), TARGET_COLUMNS, f"消费帮扶目标完成情况-{year}", body, "目标完成情况")
 
     @get("/regions")
@@ -139,6 +139,8 @@ class AuditController(Controller):
             Column("held_fen", "占用中(元)", "fen"),
             Column("remaining_fen", "剩余(元)", "fen"),
             Column("ratio", "使用率", "ratio"),
+            Column("over_cap", "下单时超额", "flag"),
+            Column("above_lowered_cap", "高于调低后的额度", "flag"),
         ]
         return respond(fmt, items, columns, f"额度使用审计-{year}", {"items": items, "total": total}, "额度使用")
 

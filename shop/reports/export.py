@@ -23,7 +23,7 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 class Column:
     key: str
     header: str
-    kind: Literal["text", "int", "fen", "ratio"] = "text"
+    kind: Literal["text", "int", "fen", "ratio", "flag"] = "text"
 
 
 def yuan(fen: int) -> str:
@@ -48,6 +48,8 @@ def _text(value: Any, kind: str) -> str:
         return yuan(int(value))
     if kind == "ratio":
         return f"{Decimal(str(value)) * 100:.2f}%"
+    if kind == "flag":
+        return "是" if value else "否"
     return neutral(str(value))
 
 
@@ -86,6 +88,8 @@ def to_xlsx(rows: Iterable[dict[str, Any]], columns: list[Column], filename: str
                 value = Decimal(int(value)) / 100
             elif value is not None and c.kind == "ratio":
                 value = Decimal(str(value))
+            elif value is not None and c.kind == "flag":
+                value = _text(value, "flag")
             elif isinstance(value, str):
                 value = neutral(value)
             values.append(value)

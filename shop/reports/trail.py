@@ -1,6 +1,6 @@
 """The admin's trail (`GET /api/audit/events`): who did what, read from the rows each change
 already writes in its own transaction — order events by a person (transfer confirmations,
-late transfers recorded, refunds), listing reviews, account changes — so the trail cannot
+late transfers recorded, refunds), cap changes, listing reviews, account changes — so the trail cannot
 miss a change or list one that was rolled back. Newest first."""
 
 from __future__ import annotations
@@ -23,6 +23,11 @@ SOURCES = {
         " e.detail AS detail, u.path AS path"
         " FROM shop_order_event e JOIN shop_order o ON o.id = e.\"order\" JOIN budget_union u ON u.id = o.branch"
         " WHERE e.actor IS NOT NULL AND e.action IN (" + ", ".join(f"'{a}'" for a in ORDER_ACTIONS) + ")"
+    ),
+    "caps": (
+        "SELECT c.at AS at, c.actor_id AS actor_id, 'cap_changed' AS action, 'policy ' || c.year AS subject,"
+        " COALESCE(CAST(c.previous_cap_fen AS TEXT), '?') || ' -> ' || c.cap_fen || ' fen' AS detail, NULL AS path"
+        " FROM budget_cap_policy_change c WHERE c.actor_id IS NOT NULL"
     ),
     "reviews": (
         "SELECT r.at AS at, r.actor_id AS actor_id, 'product_' || r.action AS action,"
@@ -51,7 +56,7 @@ async def trail(*, prefix: str | None, action: str | None, limit: int, offset: i
     union = " UNION ALL ".join(SOURCES.values())
     where, args = [], []
     if prefix is not None:
-        where.append("path LIKE {}")
+        where.append("(path LIKE {} OR action = 'cap_changed')")  # a cap applies to every union
         args.append(prefix + "%")
     if action:
         where.append("action = {}")

@@ -44,7 +44,8 @@ from typing import Any
 
 import asyncpg
 
-from budgets.ledger import DEFAULT_CAP_FEN, GENESIS_HASH, MOVES, entry_hash
+from budgets.ledger import GENESIS_HASH, MOVES, entry_hash
+from budgets.policy import DEFAULT_CAP_FEN
 from common.clock import SHANGHAI
 
 CITIES = [

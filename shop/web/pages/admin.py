@@ -144,7 +144,7 @@ class AdminPages(Page):
             current=current,
             error=error,
             form=form or {"year": str(current), "cap": ""},
-            default_cap=ledger.DEFAULT_CAP_FEN,
+            default_cap=policy.DEFAULT_CAP_FEN,
         )
 
     @post("/admin/policy", status_code=200)
@@ -157,7 +157,7 @@ class AdminPages(Page):
             error = ui.problem("请填写年度和每人每年的额度（元）")
             return await self._policy_page(request, status_code=400, error=error, form=shown)
         try:
-            await policy.set_cap(year, cap)
+            await policy.set_cap(year, cap, actor_id=request.user.id, at=clock(request))
         except DomainError as exc:
             return await self._policy_page(request, status_code=status_of(exc), error=ui.explain(exc), form=shown)
         return Redirect(path="/admin/policy?ok=cap", status_code=303)

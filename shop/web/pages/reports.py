@@ -10,7 +10,7 @@ from litestar import Request, get
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from budgets import audit, checks, ledger, members, targets, unions
+from budgets import audit, checks, members, policy, targets, unions
 from shop.auth import scope
 from shop.web import ui
 from shop.web.forms import int_or_none, page_number
@@ -63,7 +63,7 @@ class ReportPages(Page):
             chart=_chart(tree),
             year=chosen,
             years=years_for(request),
-            cap_fen=await ledger.cap_for_year(chosen),
+            cap_fen=await policy.cap_for_year(chosen),
             root_union=root_union,
             parent_link=parent_link,
             export=export,
