@@ -15,6 +15,8 @@ from shop.auth.accounts import create_user
 from tests.conftest import fresh_login_window
 from tests.server import running_server
 
+pytestmark = pytest.mark.slow_suite
+
 REDIS_TEST_URL = "redis://127.0.0.1:6379/15"
 LIMIT = 10
 

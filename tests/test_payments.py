@@ -648,6 +648,7 @@ def stripe_server(stripe_stub):
         yield url
 
 
+@pytest.mark.slow_suite
 async def test_racing_deliveries_across_workers_settle_each_order_once(app, stripe_server, stripe_stub, make_user, admin):
     stripe_stub.reset()
     world = await build_world(make_user, admin, members=2)
