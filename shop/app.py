@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -20,7 +21,7 @@ from shop.auth.guards import require_roles
 from shop.auth.revocation import RevocationCache
 from shop.auth.tokens import build_jwt_auth
 from shop.db import connection_pool, redis_client
-from shop.errors import exception_handlers, problem_details_plugin
+from shop.errors import exception_handlers, problem, problem_details_plugin
 from shop.settings import Settings, get_settings
 
 logger = logging.getLogger("shop")
@@ -58,13 +59,37 @@ def _route_handlers() -> list:
     return handlers
 
 
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def cookie_needs_csrf(request: Request) -> None:
+    """A write to the API is authenticated by `Authorization: Bearer`, or by the pages'
+    cookie together with the CSRF token (the `x-csrftoken` header equal to the `csrftoken`
+    cookie: a page of another site can send neither). The cookie alone is refused."""
+    if request.method not in WRITES or "authorization" in request.headers:
+        return
+    if request.route_handler.opt.get("exclude_from_auth"):
+        return  # public (logging in, Stripe's webhook): the cookie plays no part
+    if not request.cookies.get("shop_token"):
+        return  # not cookie-authenticated: the auth middleware decides
+    sent, expected = request.headers.get("x-csrftoken", ""), request.cookies.get("csrftoken", "")
+    if not (sent and expected and hmac.compare_digest(sent, expected)):
+        raise problem("forbidden", "a write with the login cookie needs the CSRF token (x-csrftoken), or use Authorization: Bearer")
+
+
 async def strict_json_body(request: Request) -> None:
-    """Litestar converts bodies leniently ("2" becomes 2); money and counts must not be
-    guessed, so every JSON body is first decoded strictly against its msgspec struct."""
+    """Every API write passes `cookie_needs_csrf`. Litestar converts bodies leniently ("2"
+    becomes 2); money and counts must not be guessed, so every JSON body must say it is JSON
+    and is first decoded strictly against its msgspec struct."""
+    if request.url.path.startswith("/api/"):
+        cookie_needs_csrf(request)
     field = request.route_handler.parsed_fn_signature.parameters.get("data")
     target = field.annotation if field is not None else None
     if not (isinstance(target, type) and issubclass(target, msgspec.Struct)):
         return
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise problem("unsupported_media_type", f"the body must be JSON (Content-Type: application/json), not {media or 'unset'}")
     raw = await request.body()
     try:
         msgspec.json.decode(raw, type=target)
