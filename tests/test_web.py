@@ -251,6 +251,7 @@ async def test_placing_an_order_through_the_form(client, world):
         assert label in text
     assert order["payment_reference"] in text and "¥150.02" in text
     assert "职工A0" in text and "¥75.01" in text  # the distribution list
+    assert "订单记录" in text and "下单" in text and world.buyer.user["username"] in text  # the order's history
     assert f"/api/orders/{order['id']}/distribution?format=csv" in r.text
     assert f"/api/orders/{order['id']}/distribution?format=xlsx" in r.text
     r = await client.get(f"/api/orders/{order['id']}/distribution?format=csv")  # the download link works with the cookie

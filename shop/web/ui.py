@@ -12,7 +12,7 @@ from budgets.states import LedgerKind, Level
 from catalog.tables import ProductStatus
 from common.clock import SHANGHAI
 from shop.auth.tables import Role
-from shop.orders.states import OrderStatus, RefundStatus
+from shop.orders.states import OrderAction, OrderStatus, RefundStatus
 
 
 def _labels(enum: type[StrEnum], labels: dict[Any, str]) -> dict[str, str]:
@@ -44,6 +44,18 @@ PRODUCT_STATES = _labels(
         ProductStatus.listed: "已上架",
         ProductStatus.rejected: "已驳回",
         ProductStatus.delisted: "已下架",
+    },
+)
+ORDER_ACTIONS = _labels(
+    OrderAction,
+    {
+        OrderAction.placed: "下单",
+        OrderAction.cancelled: "取消",
+        OrderAction.expired: "超时关闭",
+        OrderAction.paid: "在线支付成功",
+        OrderAction.transfer_confirmed: "确认转账到账",
+        OrderAction.late_payment: "逾期到账（待退款）",
+        OrderAction.refunded: "退款",
     },
 )
 LEVELS = _labels(Level, {Level.federation: "总工会", Level.district: "区级工会", Level.branch: "基层工会"})
@@ -300,6 +312,7 @@ def filters() -> dict[str, Any]:
         "yuan_short": yuan_short,
         "local_time": local_time,
         "order_state": lambda s: ORDER_STATES.get(s, s),
+        "order_action": lambda s: ORDER_ACTIONS.get(s, s),
         "product_state": lambda s: PRODUCT_STATES.get(s, s),
         "role_name": lambda s: ROLE_NAMES.get(s, s),
         "level_name": lambda s: LEVELS.get(s, s),

@@ -43,6 +43,7 @@ class OrderPages(Page):
         distribution = await reports.order_distribution(order_id)
         refund_rows = await refunds.list_refunds(order_id) if request.user.role in ("admin", "auditor", "buyer") else []
         branch = await unions.get_union(order.branch_id)
+        events = await queries.list_events(order_id, request.user)
         return render(
             request,
             "order.html",
@@ -51,6 +52,7 @@ class OrderPages(Page):
             distribution=distribution,
             refunds=refund_rows,
             branch=branch,
+            events=events,
             error=error,
         )
 
