@@ -167,8 +167,6 @@ async def place_order(
     return order_id, True
 
 
-
-
 async def start_payment(order_id: int, provider: Provider, now: datetime) -> None:
     """After the order committed: ask the provider for a way to pay. If it refuses or
     cannot be reached, the order is cancelled so that nothing stays held without a way to pay."""
