@@ -34,6 +34,29 @@ def _year(year: int | None) -> int:
 MEMBER_COLUMNS = [Column("member_no", "会员编号"), Column("name", "姓名")]
 SHARE_COLUMNS = [Column("amount_fen", "分配金额(元)", "fen"), Column("refunded_fen", "已退(元)", "fen")]
 
+AUDIT_MEMBER_COLUMNS = [
+    Column("union_code", "基层工会"),
+    *MEMBER_COLUMNS,
+    Column("cap_fen", "年度额度(元)", "fen"),
+    Column("spent_fen", "已用(元)", "fen"),
+    Column("held_fen", "占用中(元)", "fen"),
+    Column("remaining_fen", "剩余(元)", "fen"),
+    Column("ratio", "使用率", "ratio"),
+    Column("over_cap", "下单时超额", "flag"),
+    Column("above_lowered_cap", "高于调低后的额度", "flag"),
+]
+
+ENTRY_COLUMNS = [
+    Column("seq", "序号", "int"),
+    Column("at", "时间"),
+    Column("member_id", "会员ID", "int"),
+    Column("year", "年度", "int"),
+    Column("order_id", "订单号", "int"),
+    Column("kind", "类型"),
+    Column("amount_fen", "金额(元)", "fen"),
+    Column("hash", "哈希"),
+]
+
 TARGET_COLUMNS = [
     Column("depth_name", "工会"),
     Column("code", "代码"),
@@ -133,19 +156,8 @@ class AuditController(Controller):
     ) -> Any:
         root = await scope.scope_root(request.user, union_id)
         year = _year(year)
-        columns = [
-            Column("union_code", "基层工会"),
-            *MEMBER_COLUMNS,
-            Column("cap_fen", "年度额度(元)", "fen"),
-            Column("spent_fen", "已用(元)", "fen"),
-            Column("held_fen", "占用中(元)", "fen"),
-            Column("remaining_fen", "剩余(元)", "fen"),
-            Column("ratio", "使用率", "ratio"),
-            Column("over_cap", "下单时超额", "flag"),
-            Column("above_lowered_cap", "高于调低后的额度", "flag"),
-        ]
         if fmt != "json":  # an export is the whole list
-            return await export(fmt, audit.audit_member_batches(root, year, min_ratio), columns, f"额度使用审计-{year}", "额度使用")
+            return await export(fmt, audit.audit_member_batches(root, year, min_ratio), AUDIT_MEMBER_COLUMNS, f"额度使用审计-{year}", "额度使用")
         items, total = await audit.audit_members(root, year, min_ratio, page.limit, page.offset)
         return {"items": items, "total": total}
 
@@ -163,18 +175,8 @@ class AuditController(Controller):
     ) -> Any:
         root = await scope.scope_root(request.user, union_id)
         filters = {"member_id": member_id, "order_id": order_id, "year": year, "kind": kind}
-        columns = [
-            Column("seq", "序号", "int"),
-            Column("at", "时间"),
-            Column("member_id", "会员ID", "int"),
-            Column("year", "年度", "int"),
-            Column("order_id", "订单号", "int"),
-            Column("kind", "类型"),
-            Column("amount_fen", "金额(元)", "fen"),
-            Column("hash", "哈希"),
-        ]
         if fmt != "json":
-            return await export(fmt, audit.ledger_batches(root, **filters), columns, "额度流水", "额度流水")
+            return await export(fmt, audit.ledger_batches(root, **filters), ENTRY_COLUMNS, "额度流水", "额度流水")
         items, total = await audit.ledger_page(root, **filters, limit=page.limit, offset=page.offset)
         return {"items": items, "total": total}
 
