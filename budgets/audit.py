@@ -23,6 +23,9 @@ from common import sql
 from common.clock import SHANGHAI
 from common.sql import pages, read_snapshot
 
+# a budget row's held + spent now
+_USED_NOW = '"budget_member_budget"."spent_fen" + "budget_member_budget"."held_fen"'
+
 
 async def _members_where(root_id: int | None, year: int, min_ratio: float) -> tuple[int, Any]:
     """The year's cap now, and the condition on budget rows of members at or above min_ratio of it."""
@@ -32,9 +35,6 @@ async def _members_where(root_id: int | None, year: int, min_ratio: float) -> tu
     if root_id is not None:
         where &= MemberBudget.union.path.like(await subtree_prefix(root_id) + "%")
     return cap, where
-
-
-_USED_NOW = '"budget_member_budget"."spent_fen" + "budget_member_budget"."held_fen"'
 
 
 async def _members(cap: int, where: Any, year: int, limit: int, offset: int) -> list[dict]:
