@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from typing import Any, AsyncIterator
 
 from piccolo.columns.combination import WhereRaw
 from piccolo.query import OrderByRaw
@@ -18,21 +19,25 @@ from budgets.policy import CAP_IN_FORCE_SQL, cap_for_year
 from budgets.states import LedgerKind
 from budgets.tables import LedgerEntry, MemberBudget
 from budgets.unions import subtree_prefix
+from common import sql
 from common.clock import SHANGHAI
+from common.sql import pages, read_snapshot
+
+# a budget row's held + spent now
+_USED_NOW = '"budget_member_budget"."spent_fen" + "budget_member_budget"."held_fen"'
 
 
-async def audit_members(root_id: int | None, year: int, min_ratio: float, limit: int, offset: int) -> tuple[list[dict], int]:
-    """Members in `root_id`'s subtree (None: all) whose (spent + held) / cap >= min_ratio in
-    the year (the year's cap now), fullest first; (page, total). Each says whether a hold
-    took them over the cap in force then (`over_cap`), or they are only above a cap that was
-    lowered since (`above_lowered_cap`)."""
+async def _members_where(root_id: int | None, year: int, min_ratio: float) -> tuple[int, Any]:
+    """The year's cap now, and the condition on budget rows of members at or above min_ratio of it."""
     cap = await cap_for_year(year)
     threshold = max(0, math.ceil(Decimal(str(min_ratio)) * cap))  # integer fen: no float near money
-    used = '"budget_member_budget"."spent_fen" + "budget_member_budget"."held_fen"'
-    where = (MemberBudget.year == year) & WhereRaw(used + " >= {}", threshold)
+    where = (MemberBudget.year == year) & WhereRaw(_USED_NOW + " >= {}", threshold)
     if root_id is not None:
         where &= MemberBudget.union.path.like(await subtree_prefix(root_id) + "%")
-    total = await MemberBudget.count().where(where)
+    return cap, where
+
+
+async def _members(cap: int, where: Any, year: int, limit: int, offset: int) -> list[dict]:
     rows = await (
         MemberBudget.select(
             MemberBudget.member,
@@ -44,13 +49,13 @@ async def audit_members(root_id: int | None, year: int, min_ratio: float, limit:
             MemberBudget.spent_fen,
         )
         .where(where)
-        .order_by(OrderByRaw(used), ascending=False)
+        .order_by(OrderByRaw(_USED_NOW), ascending=False)
         .order_by(MemberBudget.member)
         .limit(limit)
         .offset(offset)
     )
     over = await _taken_over_the_cap([r["member"] for r in rows], year)
-    items = [
+    return [
         {
             "member_id": r["member"],
             "member_no": r["member.member_no"],
@@ -68,7 +73,24 @@ async def audit_members(root_id: int | None, year: int, min_ratio: float, limit:
         }
         for r in rows
     ]
-    return items, total
+
+
+async def audit_members(root_id: int | None, year: int, min_ratio: float, limit: int, offset: int) -> tuple[list[dict], int]:
+    """Members in `root_id`'s subtree (None: all) whose (spent + held) / cap >= min_ratio in
+    the year (the year's cap now), fullest first; (page, total). Each says whether a hold
+    took them over the cap in force then (`over_cap`), or they are only above a cap that was
+    lowered since (`above_lowered_cap`)."""
+    cap, where = await _members_where(root_id, year, min_ratio)
+    total = await MemberBudget.count().where(where)
+    return await _members(cap, where, year, limit, offset), total
+
+
+async def audit_member_batches(root_id: int | None, year: int, min_ratio: float) -> AsyncIterator[list[dict]]:
+    """The whole list of `audit_members`, batch by batch, in one read snapshot (an export)."""
+    async with read_snapshot(MemberBudget):
+        cap, where = await _members_where(root_id, year, min_ratio)
+        async for page in pages(lambda limit, offset: _members(cap, where, year, limit, offset)):
+            yield page
 
 
 # how much each kind of entry adds to held + spent, per fen
@@ -95,17 +117,9 @@ async def _taken_over_the_cap(member_ids: list[int], year: int, chunk: int = 100
     return over
 
 
-async def ledger_page(
-    root_id: int | None,
-    *,
-    member_id: int | None = None,
-    order_id: int | None = None,
-    year: int | None = None,
-    kind: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[list[dict], int]:
-    """The ledger's entries of members in `root_id`'s subtree (None: all), in the order they were written; (page, total)."""
+async def _ledger_clauses(
+    root_id: int | None, member_id: int | None, order_id: int | None, year: int | None, kind: str | None
+) -> list[Any]:
     clauses = []
     if root_id is not None:
         clauses.append(LedgerEntry.member.union.path.like(await subtree_prefix(root_id) + "%"))
@@ -117,27 +131,68 @@ async def ledger_page(
         clauses.append(LedgerEntry.year == year)
     if kind is not None:
         clauses.append(LedgerEntry.kind == kind)
-    query = LedgerEntry.select(*LEDGER_COLUMNS).order_by(LedgerEntry.seq)
-    count = LedgerEntry.count()
+    return clauses
+
+
+def _ledger_query(clauses: list[Any], limit: int) -> Any:
+    query = LedgerEntry.select(*LEDGER_COLUMNS).order_by(LedgerEntry.seq).limit(limit)
     for clause in clauses:
         query = query.where(clause)
+    return query
+
+
+def _ledger_item(r: dict) -> dict:
+    return {
+        "seq": r["seq"],
+        "member_id": r["member"],
+        "year": r["year"],
+        "order_id": r["order_id"],
+        "kind": r["kind"],
+        "amount_fen": r["amount_fen"],
+        "at": r["at"].astimezone(SHANGHAI).isoformat(),
+        "prev_hash": r["prev_hash"],
+        "hash": r["hash"],
+    }
+
+
+async def ledger_page(
+    root_id: int | None,
+    *,
+    member_id: int | None = None,
+    order_id: int | None = None,
+    year: int | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[dict], int]:
+    """The ledger's entries of members in `root_id`'s subtree (None: all), in the order they were written; (page, total)."""
+    clauses = await _ledger_clauses(root_id, member_id, order_id, year, kind)
+    count = LedgerEntry.count()
+    for clause in clauses:
         count = count.where(clause)
-    rows = await query.limit(limit).offset(offset)
-    items = [
-        {
-            "seq": r["seq"],
-            "member_id": r["member"],
-            "year": r["year"],
-            "order_id": r["order_id"],
-            "kind": r["kind"],
-            "amount_fen": r["amount_fen"],
-            "at": r["at"].astimezone(SHANGHAI).isoformat(),
-            "prev_hash": r["prev_hash"],
-            "hash": r["hash"],
-        }
-        for r in rows
-    ]
-    return items, await count
+    rows = await _ledger_query(clauses, limit).offset(offset)
+    return [_ledger_item(r) for r in rows], await count
+
+
+async def ledger_batches(
+    root_id: int | None,
+    *,
+    member_id: int | None = None,
+    order_id: int | None = None,
+    year: int | None = None,
+    kind: str | None = None,
+) -> AsyncIterator[list[dict]]:
+    """All of `ledger_page`'s entries, batch by batch (keyset on seq), in one read snapshot (an export)."""
+    clauses = await _ledger_clauses(root_id, member_id, order_id, year, kind)
+    after = 0
+    async with read_snapshot(LedgerEntry):
+        while True:
+            rows = await _ledger_query([*clauses, LedgerEntry.seq > after], sql.BATCH)
+            if rows:
+                yield [_ledger_item(r) for r in rows]
+            if len(rows) < sql.BATCH:
+                return
+            after = rows[-1]["seq"]
 
 
 async def verify_scope(root_id: int | None, year: int | None) -> Verification:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import TransactionType
@@ -41,6 +41,24 @@ async def read_snapshot(table: Any) -> AsyncIterator[None]:
     else:
         async with db.transaction(transaction_type=TransactionType.deferred):
             yield
+
+
+T = TypeVar("T")
+
+BATCH = 5000  # rows a query reads when a whole list is exported (tests make it small)
+
+
+async def pages(fetch: Callable[[int, int], Awaitable[list[T]]]) -> AsyncIterator[list[T]]:
+    """`fetch(limit, offset)` page after page of `BATCH` rows until a short page: a whole
+    list, read in batches (run it inside `read_snapshot` so that the pages agree)."""
+    offset = 0
+    while True:
+        page = await fetch(BATCH, offset)
+        if page:
+            yield page
+        if len(page) < BATCH:
+            return
+        offset += len(page)
 
 
 def like_pattern(text: str) -> str:

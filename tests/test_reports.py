@@ -291,3 +291,41 @@ async def test_report_scoping(province, admin, anon):
     assert_problem(await auditor.put(f"/api/admin/targets/{p['unions']['GZ']}/{YEAR}", json={"target_fen": 1}), 403, "forbidden")
     assert_problem(await auditor.post("/api/orders", json={"lines": [], "members": []}, headers={"Idempotency-Key": "x"}), 403, "forbidden")
     assert_problem(await auditor.post(f"/api/admin/orders/{p['paid'][0]['order']['id']}/confirm-transfer", json={"reference": "x"}), 403, "forbidden")
+
+
+async def _every_item(client, url: str) -> list[dict]:
+    """A JSON list, page after page."""
+    sep = "&" if "?" in url else "?"
+    items: list[dict] = []
+    while True:
+        body = (await client.get(f"{url}{sep}limit=200&offset={len(items)}")).json()
+        items += body["items"]
+        if len(items) >= body["total"]:
+            return items
+
+
+@pytest.mark.parametrize(
+    "url, key, column",
+    [("/api/audit/ledger", "seq", 0), (f"/api/audit/members?year={YEAR}&min_ratio=0", "member_no", 1), ("/api/reports/distribution", None, 1)],
+)
+async def test_an_export_larger_than_a_batch_is_whole(province, admin, monkeypatch, url, key, column):
+    from common import sql
+
+    monkeypatch.setattr(sql, "BATCH", 3)  # read 3 rows a query: the export spans many batches
+    if key is None:  # the distribution list: a row per member and order
+        expected = [m["member_no"] for m in (await admin.get(f"{url}?year={YEAR}")).json() for _ in m["orders"]]
+        url = f"{url}?year={YEAR}"
+    else:
+        expected = [str(i[key]) for i in await _every_item(admin, url)]
+    assert len(expected) > 3 * sql.BATCH
+    sep = "&" if "?" in url else "?"
+    r = await admin.get(f"{url}{sep}format=csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.content.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert [row[column] for row in rows[1:]] == expected
+    r = await admin.get(f"{url}{sep}format=xlsx")
+    assert r.status_code == 200 and "spreadsheetml" in r.headers["content-type"]
+    sheet = load_workbook(io.BytesIO(r.content)).active
+    assert sheet.freeze_panes == "A2" and sheet["A1"].font.bold
+    assert [str(row[column]) for row in sheet.iter_rows(min_row=2, values_only=True)] == expected

@@ -19,7 +19,7 @@ from shop.auth import scope
 from shop.errors import ShopError
 from shop.orders import queries as orders
 from shop.reports import queries, trail
-from shop.reports.export import Column, Format, respond
+from shop.reports.export import Column, Format, export, respond
 
 Year = Annotated[int | None, QueryParameter(ge=2000, le=2100)]
 UnionId = Annotated[int | None, QueryParameter(ge=1)]
@@ -33,6 +33,29 @@ def _year(year: int | None) -> int:
 # a member, and the member's share of an order (the 发放清单's columns)
 MEMBER_COLUMNS = [Column("member_no", "会员编号"), Column("name", "姓名")]
 SHARE_COLUMNS = [Column("amount_fen", "分配金额(元)", "fen"), Column("refunded_fen", "已退(元)", "fen")]
+
+AUDIT_MEMBER_COLUMNS = [
+    Column("union_code", "基层工会"),
+    *MEMBER_COLUMNS,
+    Column("cap_fen", "年度额度(元)", "fen"),
+    Column("spent_fen", "已用(元)", "fen"),
+    Column("held_fen", "占用中(元)", "fen"),
+    Column("remaining_fen", "剩余(元)", "fen"),
+    Column("ratio", "使用率", "ratio"),
+    Column("over_cap", "下单时超额", "flag"),
+    Column("above_lowered_cap", "高于调低后的额度", "flag"),
+]
+
+ENTRY_COLUMNS = [
+    Column("seq", "序号", "int"),
+    Column("at", "时间"),
+    Column("member_id", "会员ID", "int"),
+    Column("year", "年度", "int"),
+    Column("order_id", "订单号", "int"),
+    Column("kind", "类型"),
+    Column("amount_fen", "金额(元)", "fen"),
+    Column("hash", "哈希"),
+]
 
 TARGET_COLUMNS = [
     Column("depth_name", "工会"),
@@ -54,6 +77,10 @@ def _flatten(nodes: list[dict], depth: int = 0) -> list[dict]:
     return rows
 
 
+def _with_actor_name(item: dict) -> dict:
+    return {**item, "actor_name": (item["actor"] or {}).get("username", "")}
+
+
 class ReportController(Controller):
     path = "/api/reports"
 
@@ -63,7 +90,7 @@ class ReportController(Controller):
         year = _year(year)
         tree = await targets.targets_tree(root, year)
         body = {**tree, "year": year, "cap_fen": await policy.cap_for_year(year)}
-        return respond(fmt, _flatten([tree]), TARGET_COLUMNS, f"消费帮扶目标完成情况-{year}", body, "目标完成情况")
+        return await respond(fmt, _flatten([tree]), TARGET_COLUMNS, f"消费帮扶目标完成情况-{year}", body, "目标完成情况")
 
     @get("/regions")
     async def regions(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
@@ -82,14 +109,12 @@ class ReportController(Controller):
             Column("spent_fen", "金额(元)", "fen"),
             Column("orders", "订单数", "int"),
         ]
-        return respond(fmt, rows, columns, f"帮扶地区采购统计-{year}", items, "按地区")
+        return await respond(fmt, rows, columns, f"帮扶地区采购统计-{year}", items, "按地区")
 
     @get("/distribution")
     async def distribution(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
         root = await scope.scope_root(request.user, union_id)
         year = _year(year)
-        items = await queries.branch_distribution(root, year)
-        rows = [{**m, **o, "member_amount_fen": m["amount_fen"]} for m in items for o in m["orders"]]
         columns = [
             Column("branch_code", "基层工会"),
             *MEMBER_COLUMNS,
@@ -98,7 +123,9 @@ class ReportController(Controller):
             Column("status", "状态"),
             *SHARE_COLUMNS,
         ]
-        return respond(fmt, rows, columns, f"发放清单-{year}", items, "发放清单")
+        if fmt != "json":
+            return await export(fmt, queries.distribution_batches(root, year), columns, f"发放清单-{year}", "发放清单")
+        return await queries.branch_distribution(root, year)
 
 
 class OrderDistributionController(Controller):
@@ -110,7 +137,7 @@ class OrderDistributionController(Controller):
         if request.user.role == "supplier":
             raise ShopError("forbidden", "suppliers do not see members")
         items = await queries.order_distribution(order_id)
-        return respond(fmt, items, [*MEMBER_COLUMNS, *SHARE_COLUMNS], f"发放清单-订单{order_id}", items, "发放清单")
+        return await respond(fmt, items, [*MEMBER_COLUMNS, *SHARE_COLUMNS], f"发放清单-订单{order_id}", items, "发放清单")
 
 
 class AuditController(Controller):
@@ -129,20 +156,10 @@ class AuditController(Controller):
     ) -> Any:
         root = await scope.scope_root(request.user, union_id)
         year = _year(year)
-        limit, offset = (page.limit, page.offset) if fmt == "json" else (1_000_000, 0)  # an export is the whole list
-        items, total = await audit.audit_members(root, year, min_ratio, limit, offset)
-        columns = [
-            Column("union_code", "基层工会"),
-            *MEMBER_COLUMNS,
-            Column("cap_fen", "年度额度(元)", "fen"),
-            Column("spent_fen", "已用(元)", "fen"),
-            Column("held_fen", "占用中(元)", "fen"),
-            Column("remaining_fen", "剩余(元)", "fen"),
-            Column("ratio", "使用率", "ratio"),
-            Column("over_cap", "下单时超额", "flag"),
-            Column("above_lowered_cap", "高于调低后的额度", "flag"),
-        ]
-        return respond(fmt, items, columns, f"额度使用审计-{year}", {"items": items, "total": total}, "额度使用")
+        if fmt != "json":  # an export is the whole list
+            return await export(fmt, audit.audit_member_batches(root, year, min_ratio), AUDIT_MEMBER_COLUMNS, f"额度使用审计-{year}", "额度使用")
+        items, total = await audit.audit_members(root, year, min_ratio, page.limit, page.offset)
+        return {"items": items, "total": total}
 
     @get("/ledger")
     async def ledger(
@@ -157,21 +174,11 @@ class AuditController(Controller):
         fmt: ExportFormat = "json",
     ) -> Any:
         root = await scope.scope_root(request.user, union_id)
-        limit, offset = (page.limit, page.offset) if fmt == "json" else (1_000_000, 0)
-        items, total = await audit.ledger_page(
-            root, member_id=member_id, order_id=order_id, year=year, kind=kind, limit=limit, offset=offset
-        )
-        columns = [
-            Column("seq", "序号", "int"),
-            Column("at", "时间"),
-            Column("member_id", "会员ID", "int"),
-            Column("year", "年度", "int"),
-            Column("order_id", "订单号", "int"),
-            Column("kind", "类型"),
-            Column("amount_fen", "金额(元)", "fen"),
-            Column("hash", "哈希"),
-        ]
-        return respond(fmt, items, columns, "额度流水", {"items": items, "total": total}, "额度流水")
+        filters = {"member_id": member_id, "order_id": order_id, "year": year, "kind": kind}
+        if fmt != "json":
+            return await export(fmt, audit.ledger_batches(root, **filters), ENTRY_COLUMNS, "额度流水", "额度流水")
+        items, total = await audit.ledger_page(root, **filters, limit=page.limit, offset=page.offset)
+        return {"items": items, "total": total}
 
     @get("/events")
     async def events(
@@ -186,9 +193,6 @@ class AuditController(Controller):
             raise ShopError("forbidden", "the admin's trail is for admins and auditors")
         root = await scope.scope_root(request.user, None)
         prefix = await unions.subtree_prefix(root) if root is not None else None
-        limit, offset = (page.limit, page.offset) if fmt == "json" else (1_000_000, 0)
-        items, total = await trail.trail(prefix=prefix, action=action, limit=limit, offset=offset)
-        rows = [{**i, "actor_name": (i["actor"] or {}).get("username", "")} for i in items]
         columns = [
             Column("at", "时间"),
             Column("actor_name", "操作人"),
@@ -196,7 +200,11 @@ class AuditController(Controller):
             Column("subject", "对象"),
             Column("detail", "说明"),
         ]
-        return respond(fmt, rows, columns, "操作记录", {"items": items, "total": total}, "操作记录")
+        if fmt != "json":
+            batches = trail.trail_batches(prefix=prefix, action=action)
+            return await export(fmt, batches, columns, "操作记录", "操作记录", shape=_with_actor_name)
+        items, total = await trail.trail(prefix=prefix, action=action, limit=page.limit, offset=page.offset)
+        return {"items": items, "total": total}
 
     @get("/ledger/verify")
     async def verify(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
@@ -209,7 +217,7 @@ class AuditController(Controller):
             Column("seq", "序号", "int"),
             Column("problem", "问题"),
         ]
-        return respond(fmt, result.problems, columns, "流水校验", body, "流水校验")
+        return await respond(fmt, result.problems, columns, "流水校验", body, "流水校验")
 
 
 ROUTES = {

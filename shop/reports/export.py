@@ -2,21 +2,33 @@
 
 Text is never a formula: a cell whose text starts with `=`, `+`, `-`, `@`, a tab or a
 carriage return (a member named `=HYPERLINK(…)`) is written with a leading `'`, and in
-XLSX as a text cell, in every export (API.md, "Robustness of every endpoint")."""
+XLSX as a text cell, in every export (API.md, "Robustness of every endpoint").
+
+Every export is streamed, never held whole: the rows come as batches (an async iterator
+over the database, `common.sql.BATCH` rows a query, in one read snapshot). CSV is sent as
+each batch is read; XLSX is written by openpyxl's write-only workbook to a temporary file,
+which is then sent in chunks (and is gone when sent or abandoned)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import tempfile
+from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterable, Literal
+from typing import IO, Any, AsyncIterable, AsyncIterator, Callable, Literal
 from urllib.parse import quote
 
-from litestar import Response
+from anyio import to_thread
+from litestar.background_tasks import BackgroundTask
+from litestar.response import Stream
 
 Format = Literal["json", "csv", "xlsx"]
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CHUNK = 256 * 1024  # bytes of the XLSX file a body message carries
+Batches = AsyncIterable[list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -53,63 +65,152 @@ def _text(value: Any, kind: str) -> str:
     return neutral(str(value))
 
 
-def _disposition(filename: str) -> dict[str, str]:
+def _headers(filename: str, media_type: str) -> dict[str, str]:
+    """A download's headers (the content-type here: a handler's own media type would win over a Stream's)."""
     ascii_name = filename.encode("ascii", "ignore").decode() or "report"
-    return {"Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"}
+    return {
+        "content-type": media_type,
+        "content-disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}",
+    }
 
 
-def to_csv(rows: Iterable[dict[str, Any]], columns: list[Column], filename: str) -> Response[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([c.header for c in columns])
-    for row in rows:
-        writer.writerow([_text(row.get(c.key), c.kind) for c in columns])
-    body = "\ufeff" + buffer.getvalue()
-    return Response(body.encode("utf-8"), media_type="text/csv; charset=utf-8", headers=_disposition(f"{filename}.csv"))
+def _ahead(batches: Batches) -> tuple[AsyncIterator[list[dict[str, Any]]], BackgroundTask]:
+    """The batches read by a task of their own, at most two ahead of the response: that task
+    opens and closes the read snapshot, whether the download ends or the client goes away
+    (the response's background task then stops it)."""
+    queue: asyncio.Queue[list[dict[str, Any]] | Exception | None] = asyncio.Queue(maxsize=2)
+    tasks: list[asyncio.Task] = []
+
+    async def read() -> None:
+        try:
+            async with aclosing(aiter(batches)) as source:
+                async for batch in source:
+                    await queue.put(batch)
+        except Exception as exc:  # the response ends with it, unfinished
+            await queue.put(exc)
+            return
+        await queue.put(None)
+
+    async def each() -> AsyncIterator[list[dict[str, Any]]]:
+        tasks.append(asyncio.create_task(read()))
+        while (item := await queue.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    return each(), BackgroundTask(stop)
 
 
-def to_xlsx(rows: Iterable[dict[str, Any]], columns: list[Column], filename: str, title: str = "报表") -> Response[bytes]:
+def to_csv(batches: Batches, columns: list[Column], filename: str, shape: Callable[[dict], dict]) -> Stream:
+    each, stop = _ahead(batches)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow([c.header for c in columns])
+        yield ("\ufeff" + buffer.getvalue()).encode("utf-8")
+        async for batch in each:
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerows([_text(row.get(c.key), c.kind) for c in columns] for row in map(shape, batch))
+            yield buffer.getvalue().encode("utf-8")
+
+    return Stream(chunks(), headers=_headers(f"{filename}.csv", "text/csv; charset=utf-8"), background=stop)
+
+
+def _xlsx_value(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if kind == "fen":
+        return Decimal(int(value)) / 100
+    if kind == "ratio":
+        return Decimal(str(value))
+    if kind == "flag":
+        return _text(value, "flag")
+    return neutral(value) if isinstance(value, str) else value
+
+
+async def _spool_xlsx(batches: Batches, columns: list[Column], title: str, shape: Callable[[dict], dict]) -> IO[bytes]:
+    """The workbook, written row by row (write-only: openpyxl keeps the rows in its own
+    temporary file), saved to an anonymous temporary file, rewound."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    workbook = Workbook(write_only=False)
-    sheet = workbook.active
-    sheet.title = title[:31]
-    sheet.append([c.header for c in columns])
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(title[:31])
     sheet.freeze_panes = "A2"
-    for row in rows:
-        values: list[Any] = []
-        for c in columns:
-            value = row.get(c.key)
-            if value is not None and c.kind == "fen":
-                value = Decimal(int(value)) / 100
-            elif value is not None and c.kind == "ratio":
-                value = Decimal(str(value))
-            elif value is not None and c.kind == "flag":
-                value = _text(value, "flag")
-            elif isinstance(value, str):
-                value = neutral(value)
-            values.append(value)
-        sheet.append(values)
     for index, c in enumerate(columns, start=1):
-        letter = get_column_letter(index)
-        sheet.column_dimensions[letter].width = max(10, min(40, len(c.header) * 2 + 4))
-        fmt = {"fen": '"¥"#,##0.00', "ratio": "0.00%"}.get(c.kind)
-        if fmt:
-            for (cell,) in sheet.iter_rows(min_row=2, min_col=index, max_col=index):
-                cell.number_format = fmt
-    out = io.BytesIO()
-    workbook.save(out)
-    return Response(out.getvalue(), media_type=XLSX_TYPE, headers=_disposition(f"{filename}.xlsx"))
+        sheet.column_dimensions[get_column_letter(index)].width = max(10, min(40, len(c.header) * 2 + 4))
+    bold = Font(bold=True)
+    header = []
+    for c in columns:
+        cell = WriteOnlyCell(sheet, c.header)
+        cell.font = bold
+        header.append(cell)
+    sheet.append(header)
+    formats = [{"fen": '"¥"#,##0.00', "ratio": "0.00%"}.get(c.kind) for c in columns]
+
+    def cell(value: Any, fmt: str | None) -> Any:
+        if fmt is None or value is None:
+            return value
+        out = WriteOnlyCell(sheet, value)
+        out.number_format = fmt
+        return out
+
+    def append(batch: list[dict[str, Any]]) -> None:
+        for row in map(shape, batch):
+            sheet.append([cell(_xlsx_value(row.get(c.key), c.kind), f) for c, f in zip(columns, formats)])
+
+    async with aclosing(aiter(batches)) as source:
+        async for batch in source:
+            await to_thread.run_sync(append, batch)
+    out = tempfile.TemporaryFile()
+    try:
+        await to_thread.run_sync(workbook.save, out)
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    return out
 
 
-def respond(fmt: Format, rows: list[dict[str, Any]], columns: list[Column], filename: str, json_body: Any, title: str = "报表") -> Any:
-    """The same report as JSON (the default), CSV or XLSX."""
+async def to_xlsx(batches: Batches, columns: list[Column], filename: str, title: str, shape: Callable[[dict], dict]) -> Stream:
+    spooled = await _spool_xlsx(batches, columns, title, shape)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        while data := await to_thread.run_sync(spooled.read, CHUNK):
+            yield data
+
+    return Stream(chunks(), headers=_headers(f"{filename}.xlsx", XLSX_TYPE), background=BackgroundTask(to_thread.run_sync, spooled.close))
+
+
+def _as_is(row: dict[str, Any]) -> dict[str, Any]:
+    return row
+
+
+async def _once(rows: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
+    yield rows
+
+
+async def export(
+    fmt: Format, batches: Batches, columns: list[Column], filename: str, title: str = "报表", shape: Callable[[dict], dict] = _as_is
+) -> Stream:
+    """A whole list as CSV or XLSX, streamed; `shape` makes each row of a batch an export row."""
     if fmt == "csv":
-        return to_csv(rows, columns, filename)
-    if fmt == "xlsx":
-        return to_xlsx(rows, columns, filename, title)
-    return json_body
+        return to_csv(batches, columns, filename, shape)
+    return await to_xlsx(batches, columns, filename, title, shape)
+
+
+async def respond(fmt: Format, rows: list[dict[str, Any]], columns: list[Column], filename: str, json_body: Any, title: str = "报表") -> Any:
+    """A report already in hand as JSON (the default), CSV or XLSX."""
+    if fmt == "json":
+        return json_body
+    return await export(fmt, _once(rows), columns, filename, title)

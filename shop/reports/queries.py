@@ -4,13 +4,14 @@ rows; `api.py` shapes them as JSON, CSV or XLSX."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, AsyncIterator
 
 from budgets import unions
 from budgets.states import Level
 from budgets.tables import Union
 from catalog.tables import Region
 from common.clock import SHANGHAI
+from common.sql import pages, read_snapshot
 from shop.orders.states import OrderStatus
 from shop.orders.tables import Allocation, OrderLine
 
@@ -79,12 +80,9 @@ async def order_distribution(order_id: int) -> list[dict[str, Any]]:
     ]
 
 
-async def branch_distribution(root_id: int | None, year: int) -> list[dict[str, Any]]:
-    """Per member: every paid order of the year allocated to them, with amounts."""
-    where = (Allocation.order.year == year) & Allocation.order.status.is_in(list(SPENT_STATES))
-    if root_id is not None:
-        where &= Allocation.order.branch.path.like(await unions.subtree_prefix(root_id) + "%")
-    rows = await (
+async def _allocations(where: Any, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """Allocations of paid orders, one row per member and order, by branch, member, order."""
+    query = (
         Allocation.select(
             Allocation.member,
             Allocation.member.member_no,
@@ -100,30 +98,50 @@ async def branch_distribution(root_id: int | None, year: int) -> list[dict[str, 
         .order_by(Allocation.member.union.code)
         .order_by(Allocation.member.member_no)
         .order_by(Allocation.order)
+        .order_by(Allocation.id)
     )
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
+    return [
+        {
+            "member_id": r["member"],
+            "member_no": r["member.member_no"],
+            "name": r["member.name"],
+            "branch_code": r["member.union.code"],
+            "order_id": r["order"],
+            "status": r["order.status"],
+            "paid_at": r["order.paid_at"].astimezone(SHANGHAI).isoformat() if r["order.paid_at"] else None,
+            "amount_fen": r["amount_fen"],
+            "refunded_fen": r["refunded_fen"],
+        }
+        for r in await query
+    ]
+
+
+async def _distribution_where(root_id: int | None, year: int) -> Any:
+    where = (Allocation.order.year == year) & Allocation.order.status.is_in(list(SPENT_STATES))
+    if root_id is not None:
+        where &= Allocation.order.branch.path.like(await unions.subtree_prefix(root_id) + "%")
+    return where
+
+
+async def branch_distribution(root_id: int | None, year: int) -> list[dict[str, Any]]:
+    """Per member: every paid order of the year allocated to them, with amounts."""
     members: dict[int, dict[str, Any]] = {}
-    for r in rows:
+    for r in await _allocations(await _distribution_where(root_id, year)):
         member = members.setdefault(
-            r["member"],
-            {
-                "member_id": r["member"],
-                "member_no": r["member.member_no"],
-                "name": r["member.name"],
-                "branch_code": r["member.union.code"],
-                "orders": [],
-                "amount_fen": 0,
-                "refunded_fen": 0,
-            },
+            r["member_id"],
+            {key: r[key] for key in ("member_id", "member_no", "name", "branch_code")} | {"orders": [], "amount_fen": 0, "refunded_fen": 0},
         )
-        member["orders"].append(
-            {
-                "order_id": r["order"],
-                "status": r["order.status"],
-                "paid_at": r["order.paid_at"].astimezone(SHANGHAI).isoformat() if r["order.paid_at"] else None,
-                "amount_fen": r["amount_fen"],
-                "refunded_fen": r["refunded_fen"],
-            }
-        )
+        member["orders"].append({key: r[key] for key in ("order_id", "status", "paid_at", "amount_fen", "refunded_fen")})
         member["amount_fen"] += r["amount_fen"]
         member["refunded_fen"] += r["refunded_fen"]
     return list(members.values())
+
+
+async def distribution_batches(root_id: int | None, year: int) -> AsyncIterator[list[dict[str, Any]]]:
+    """`branch_distribution` flat (a row per member and order), batch by batch, in one read snapshot (an export)."""
+    async with read_snapshot(Allocation):
+        where = await _distribution_where(root_id, year)
+        async for page in pages(lambda limit, offset: _allocations(where, limit, offset)):
+            yield page

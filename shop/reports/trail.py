@@ -6,8 +6,9 @@ miss a change or list one that was rolled back. Newest first."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, AsyncIterator
 
+from common.sql import pages, read_snapshot
 from shop.auth.tables import User
 from shop.orders.states import OrderAction
 from shop.orders.tables import OrderEvent
@@ -51,9 +52,7 @@ def _at(value: Any) -> str:
     return value.astimezone(timezone.utc).isoformat()
 
 
-async def trail(*, prefix: str | None, action: str | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-    """The page of the trail under the union path `prefix` (None: everything), optionally one action."""
-    union = " UNION ALL ".join(SOURCES.values())
+def _condition(prefix: str | None, action: str | None) -> tuple[str, list[Any]]:
     where, args = [], []
     if prefix is not None:
         where.append("(path LIKE {} OR action = 'cap_changed')")  # a cap applies to every union
@@ -61,19 +60,25 @@ async def trail(*, prefix: str | None, action: str | None, limit: int, offset: i
     if action:
         where.append("action = {}")
         args.append(action)
-    condition = (" WHERE " + " AND ".join(where)) if where else ""
+    return (" WHERE " + " AND ".join(where)) if where else "", args
+
+
+UNION = " UNION ALL ".join(SOURCES.values())
+
+
+async def _items(condition: str, args: list[Any], limit: int, offset: int) -> list[dict[str, Any]]:
     rows = await OrderEvent.raw(
-        f"SELECT at, actor_id, action, subject, detail FROM ({union}) t{condition} ORDER BY at DESC LIMIT {{}} OFFSET {{}}",
+        f"SELECT at, actor_id, action, subject, detail FROM ({UNION}) t{condition}"
+        " ORDER BY at DESC, action, subject, actor_id, detail LIMIT {} OFFSET {}",
         *args,
         limit,
         offset,
     )
-    total = (await OrderEvent.raw(f"SELECT COUNT(*) AS n FROM ({union}) t{condition}", *args))[0]["n"]
     actor_ids = sorted({r["actor_id"] for r in rows if r["actor_id"] is not None})
     actors = {
         a["id"]: a for a in (await User.select(User.id, User.username, User.role).where(User.id.is_in(actor_ids)) if actor_ids else [])
     }
-    items = [
+    return [
         {
             "at": _at(r["at"]),
             "actor": actors.get(r["actor_id"]),
@@ -83,4 +88,18 @@ async def trail(*, prefix: str | None, action: str | None, limit: int, offset: i
         }
         for r in rows
     ]
-    return items, total
+
+
+async def trail(*, prefix: str | None, action: str | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The page of the trail under the union path `prefix` (None: everything), optionally one action."""
+    condition, args = _condition(prefix, action)
+    total = (await OrderEvent.raw(f"SELECT COUNT(*) AS n FROM ({UNION}) t{condition}", *args))[0]["n"]
+    return await _items(condition, args, limit, offset), total
+
+
+async def trail_batches(*, prefix: str | None, action: str | None) -> AsyncIterator[list[dict[str, Any]]]:
+    """The whole trail of `trail`, batch by batch, in one read snapshot (an export)."""
+    condition, args = _condition(prefix, action)
+    async with read_snapshot(OrderEvent):
+        async for page in pages(lambda limit, offset: _items(condition, args, limit, offset)):
+            yield page

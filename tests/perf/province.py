@@ -446,9 +446,8 @@ class Province:
             rid = self.next["refund"]
             self.next["refund"] += 1
             key = f"order-{order.id}-refund-{order.refunds}"
-            detail = json.dumps({"lines": [[order.line_id, qty]], "shares": [list(s) for s in refund_shares]})
-            when = _dt(at)
-            self.new_refunds.append((rid, order.id, amount, "owed", key, None, when, order.refunds, "lines", detail, "transfer", "", when))
+            when = _dt(at)  # (its lines and shares, shop_refund_line and shop_refund_share, are not written)
+            self.new_refunds.append((rid, order.id, amount, "owed", key, None, when, order.refunds, "lines", "transfer", "", when))
             if order.status == "partially_refunded" and rng.random() < 0.2:
                 self._schedule(at + rng.randint(1, 10) * 86_400_000_000, "refund", order.id)
 
@@ -525,7 +524,7 @@ class Province:
         await _upsert(conn, "shop_allocation", ["id", "order", "member", "amount_fen", "refunded_fen"], allocations)
         if self.new_refunds:
             await conn.copy_records_to_table("shop_refund", records=self.new_refunds, columns=[
-                "id", "order", "amount_fen", "status", "provider_reference", "created_by", "created_at", "seq", "kind", "detail",
+                "id", "order", "amount_fen", "status", "provider_reference", "created_by", "created_at", "seq", "kind",
                 "provider", "error", "settled_at",
             ])
         # the sequences where the service's inserts would have left them (values taken by
