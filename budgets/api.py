@@ -36,12 +36,10 @@ from budgets.schemas import (
 from common.clock import local
 from common.errors import DomainError
 from common.pagination import PAGINATION, Paging
+from common.schemas import ONE_LINE, PathId, QueryId
 
-_ID_MAX = 2**31 - 1
-PathId = Annotated[int, PathParameter(ge=1, le=_ID_MAX)]
 PathYear = Annotated[int, PathParameter(ge=YEAR_MIN, le=YEAR_MAX)]
 QueryYear = Annotated[int | None, QueryParameter(ge=YEAR_MIN, le=YEAR_MAX)]
-QueryId = Annotated[int | None, QueryParameter(ge=1, le=_ID_MAX)]
 
 CSV_MEDIA_TYPES = ("text/csv", "application/csv")
 IMPORT_MAX_BYTES = 8 * 1024 * 1024  # 20 000 rows of the longest member_no and name fit
@@ -187,7 +185,7 @@ class BranchMemberController(Controller):
         request: Request,
         page: Paging,
         active: Annotated[bool | None, QueryParameter()] = None,
-        q: Annotated[str | None, QueryParameter(max_length=50)] = None,
+        q: Annotated[str | None, QueryParameter(max_length=50, pattern=ONE_LINE)] = None,
     ) -> MemberList:
         items, total = await members.list_members(_branch_of(request), active=active, q=q, limit=page.limit, offset=page.offset)
         return MemberList(items=[_member_out(m) for m in items], total=total)
