@@ -161,7 +161,7 @@ class UnionController(Controller):
 class UnionBudgetController(Controller):
     path = "/api/unions"
 
-    @get("/{union_id:int}/budget")
+    @get("/{union_id:int}/budget", opt={"problems": (409,)})  # invalid_state: not a branch
     async def budget(self, request: Request, union_id: PathId, year: QueryYear = None) -> BudgetOut:
         user = request.user
         if user.role == "auditor":
@@ -204,7 +204,7 @@ class BranchMemberController(Controller):
         )
         return _member_out(member)
 
-    @post("/import", status_code=200, request_max_body_size=IMPORT_MAX_BYTES)
+    @post("/import", status_code=200, request_max_body_size=IMPORT_MAX_BYTES, opt={"problems": (400, 413, 415)})
     async def import_csv(self, request: Request) -> ImportOut:
         """`text/csv` (or `application/csv`), UTF-8 with or without BOM, columns `member_no,name`."""
         media_type, _, params = request.headers.get("content-type", "").partition(";")

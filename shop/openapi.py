@@ -7,7 +7,8 @@ generated schema and adds, per operation, what follows from the route:
 - not excluded from the token middleware: 401, `security: [BearerToken]`, 403 for a role guard
   or a write (the cookie alone); public operations: `security: []`;
 - an id or code in the path: 404; a body or a query: 400 `validation_failed`;
-- a body: 413 and 415, and 409 for a state-changing method (the domain's refusals);
+- an id in a query, or a body (an object it names): 404; a body: 413 and 415;
+- a state-changing method that needs the token: 409 (the domain's refusals);
 - the codes a handler declares in `opt={"problems": (...)}` (e.g. 404 for an id in a query);
 - 429 on login."""
 
@@ -20,6 +21,7 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 
 from shop.errors import CODES
+from shop.reports.export import XLSX_TYPE
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_SCHEMA = {
@@ -43,9 +45,11 @@ PROBLEM_SCHEMA = {
     },
     "additionalProperties": True,
 }
+EXPORT_MEDIA_TYPES = {"text/csv": {"schema": {"type": "string"}}, XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}}}
 SECURITY_SCHEME = "BearerToken"
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 LOGIN = ("/api/auth/login", "POST")
+METRICS_PATH = "/metrics"
 _DESCRIPTIONS = {status: title for status, title in CODES.values()}
 
 
@@ -83,10 +87,12 @@ def _statuses(path: str, method: str, operation: dict[str, Any], handler: Any, p
         statuses.add(404)
     if has_body or any(p.get("in") == "query" for p in parameters):
         statuses.add(400)
+    if any(p.get("in") == "query" and p["name"].endswith("_id") for p in parameters):
+        statuses.add(404)  # a query naming an object that does not exist
     if has_body:
-        statuses |= {413, 415}
-        if method in WRITES:
-            statuses.add(409)
+        statuses |= {404, 413, 415}  # 404: an object the body names does not exist
+    if method in WRITES and not public:
+        statuses.add(409)
     if (path, method) == LOGIN:
         statuses |= {401, 429}
     statuses |= set(handler.opt.get("problems", ()))
@@ -141,6 +147,21 @@ def document_problems(app: Litestar, schema: dict[str, Any]) -> None:
                 responses[str(status)] = _problem_response(status)  # replaces Litestar's own 400
             if "requestBody" in operation:
                 _forbid_unknown_fields(schema, operation["requestBody"], set())
+            _document_media_types(route.path_format, operation, handler)
+
+
+def _document_media_types(path: str, operation: dict[str, Any], handler: Any) -> None:
+    """Exports answer CSV or XLSX with `format=`; a handler of another media type (the metrics) says so."""
+    success = next((r for status, r in operation["responses"].items() if status.startswith("2")), None)
+    if success is None or "content" not in success:
+        return
+    if any(p.get("in") == "query" and p["name"] == "format" for p in operation.get("parameters", [])):
+        success["content"].update(EXPORT_MEDIA_TYPES)
+    media_type = str(getattr(handler.media_type, "value", handler.media_type) or "")
+    if path == METRICS_PATH:
+        media_type = "text/plain"  # Prometheus' exposition format, set by its handler as it answers
+    if media_type and not media_type.startswith("application/json"):
+        success["content"] = {media_type.split(";")[0]: {"schema": {"type": "string"}}}
 
 
 def install(app: Litestar) -> None:

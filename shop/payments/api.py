@@ -19,7 +19,7 @@ class StripeWebhookController(Controller):
     path = "/api/payments/stripe"
     opt = {"exclude_from_auth": True}
 
-    @post("/webhook", status_code=200)
+    @post("/webhook", status_code=200, opt={"problems": (400,)})  # bad_signature
     async def webhook(self, request: Request) -> WebhookOut:
         settings: Settings = request.app.state.settings
         event = webhooks.verify(await request.body(), request.headers.get("stripe-signature"), settings.stripe_webhook_secret)
