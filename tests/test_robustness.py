@@ -101,3 +101,10 @@ async def test_a_body_that_is_not_utf8_is_refused(admin):
     )
     assert_problem(r, 400, "validation_failed")
     assert (await admin.get("/api/regions/bad")).status_code == 404
+
+
+@pytest.mark.parametrize("bad", [TOO_BIG, -1])
+async def test_a_page_for_an_id_out_of_range_is_not_found(client, bad):
+    r = await client.get(f"/products/{bad}")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("text/html")
