@@ -7,9 +7,10 @@ generated schema and adds, per operation, what follows from the route:
 - not excluded from the token middleware: 401, `security: [BearerToken]`, 403 for a role guard
   or a write (the cookie alone); public operations: `security: []`;
 - an id or code in the path: 404; a body or a query: 400 `validation_failed`;
-- an id in a query, or a body (an object it names): 404; a body: 413 and 415;
-- a state-changing method that needs the token: 409 (the domain's refusals);
-- the codes a handler declares in `opt={"problems": (...)}` (e.g. 404 for an id in a query);
+- an id in a query: 404; a body: 413 and 415;
+- a state-changing method that needs the token: 409 (the domain's refusals), and 404 when it has
+  a body (an object the body names);
+- the codes a handler declares in `opt={"problems": (...)}` (the webhook's 400 `bad_signature`);
 - 429 on login."""
 
 from __future__ import annotations
@@ -90,9 +91,11 @@ def _statuses(path: str, method: str, operation: dict[str, Any], handler: Any, p
     if any(p.get("in") == "query" and p["name"].endswith("_id") for p in parameters):
         statuses.add(404)  # a query naming an object that does not exist
     if has_body:
-        statuses |= {404, 413, 415}  # 404: an object the body names does not exist
+        statuses |= {413, 415}
     if method in WRITES and not public:
-        statuses.add(409)
+        statuses.add(409)  # the domain's refusals
+        if has_body:
+            statuses.add(404)  # an object the body names does not exist
     if (path, method) == LOGIN:
         statuses |= {401, 429}
     statuses |= set(handler.opt.get("problems", ()))
