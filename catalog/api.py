@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from catalog import regions, service, suppliers
 from catalog.schemas import (
@@ -33,7 +33,7 @@ from catalog.schemas import (
 from catalog.tables import ProductStatus
 from common.errors import DomainError
 from common.pagination import PAGINATION, Paging
-from common.schemas import PathId, QueryId, query_name
+from common.schemas import ONE_LINE, PathId, QueryId, query_name
 
 RegionFilter = Annotated[str | None, QueryParameter(pattern=r"^[a-z0-9-]{1,32}$", max_length=32, description="region code")]
 CategoryFilter = Annotated[str | None, query_name(16, "category code")]
@@ -91,7 +91,7 @@ class RegionController(Controller):
         return RegionPage(items=items, total=total)
 
     @get("/{code:str}")
-    async def get_region(self, code: FromPath[str]) -> RegionOut:
+    async def get_region(self, code: Annotated[str, PathParameter(max_length=32, pattern=ONE_LINE)]) -> RegionOut:
         return await regions.get_region(code)
 
 

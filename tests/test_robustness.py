@@ -58,6 +58,7 @@ async def test_an_action_on_an_id_out_of_range_is_not_found(admin, url):
         "/api/products?q=a%00b",
         "/api/products?category=a%00b",
         "/api/admin/users?q=a%00b",
+        "/api/regions/a%00b",
     ],
 )
 async def test_a_bad_query_is_refused(admin, query):
