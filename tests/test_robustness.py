@@ -109,3 +109,10 @@ async def test_a_page_for_an_id_out_of_range_is_not_found(client, bad):
     r = await client.get(f"/products/{bad}")
     assert r.status_code == 404
     assert r.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("url", ["/products?q=a%00b", "/admin/users?q=a%00b"])
+async def test_a_page_refuses_nul_in_its_search(admin, url):
+    r = await admin.get(url)
+    assert r.status_code == 400
+    assert r.headers["content-type"].startswith("text/html")

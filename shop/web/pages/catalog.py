@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, get
 from litestar.params import FromQuery
@@ -12,7 +12,7 @@ from budgets import unions
 from catalog import regions
 from catalog import service as catalog
 from catalog.tables import ProductStatus, RegionPairing
-from common.schemas import PathId
+from common.schemas import PathId, query_name
 from shop.web.forms import page_number
 from shop.web.render import PAGE_SIZE, Page, optional_user, pager, render
 
@@ -51,7 +51,7 @@ class CatalogPages(Page):
         region: FromQuery[str | None] = None,
         category: FromQuery[str | None] = None,
         paired_with: FromQuery[str | None] = None,
-        q: FromQuery[str | None] = None,
+        q: Annotated[str | None, query_name(100)] = None,
         page: FromQuery[str | None] = None,
     ) -> Template:
         user = await optional_user(request)

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Request, Response, get, post
 from litestar.params import FromQuery
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Redirect, Template
 
 from common.errors import DomainError
-from common.schemas import ID_MAX, PathId
+from common.schemas import ID_MAX, PathId, query_name
 from shop.auth import accounts
 from shop.auth.tables import Role
 from shop.errors import CODES
@@ -54,7 +56,7 @@ class PasswordPages(Page):
 class AdminUserPages(Page):
     @get("/admin/users")
     async def users(
-        self, request: Request, role: FromQuery[str | None] = None, q: FromQuery[str | None] = None, page: FromQuery[str | None] = None
+        self, request: Request, role: FromQuery[str | None] = None, q: Annotated[str | None, query_name(100)] = None, page: FromQuery[str | None] = None
     ) -> Template:
         number = page_number(page)
         role = role if role in Role.__members__ else None
