@@ -32,7 +32,7 @@ def _login(url: str, username: str, password: str) -> str:
     return r.json()["token"]
 
 
-def _fuzz(url: str, role: str, token: str) -> subprocess.CompletedProcess:
+def _fuzz(url: str, role: str, token: str, workdir: Path) -> subprocess.CompletedProcess:
     command = [
         str(Path(sys.executable).parent / "st"),
         "run",
@@ -48,15 +48,19 @@ def _fuzz(url: str, role: str, token: str) -> subprocess.CompletedProcess:
     ]
     print(f"fuzzing as {role} (seed {SEED}): {shlex.join(command)} -H 'Authorization: Bearer …'", flush=True)
     result = subprocess.run(
-        [*command, "-H", f"Authorization: Bearer {token}"], capture_output=True, text=True, timeout=MAX_TIME + 300
+        [*command, "-H", f"Authorization: Bearer {token}"],
+        capture_output=True,
+        text=True,
+        timeout=MAX_TIME + 300,
+        cwd=workdir,  # its cache (.schemathesis/) stays out of the repository
     )
     print(result.stdout[-20000:], result.stderr[-5000:], sep="\n", flush=True)
     return result
 
 
-async def test_the_api_answers_as_its_schema_says_under_fuzzing(make_user, admin):
+async def test_the_api_answers_as_its_schema_says_under_fuzzing(make_user, admin, tmp_path):
     w = await build_world(make_user, admin)
     with running_server(workers=2) as url:
         tokens = {"admin": _login(url, "admin", "admin-password"), "buyer": _login(url, w.buyer.user["username"], "password-123")}
-        failed = [role for role, token in tokens.items() if _fuzz(url, role, token).returncode != 0]
+        failed = [role for role, token in tokens.items() if _fuzz(url, role, token, tmp_path).returncode != 0]
     assert not failed, f"schemathesis found failures as {failed} (seed {SEED}); see the output above"
