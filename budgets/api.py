@@ -36,12 +36,10 @@ from budgets.schemas import (
 from common.clock import local
 from common.errors import DomainError
 from common.pagination import PAGINATION, Paging
+from common.schemas import ONE_LINE, PathId, QueryId
 
-_ID_MAX = 2**31 - 1
-PathId = Annotated[int, PathParameter(ge=1, le=_ID_MAX)]
 PathYear = Annotated[int, PathParameter(ge=YEAR_MIN, le=YEAR_MAX)]
 QueryYear = Annotated[int | None, QueryParameter(ge=YEAR_MIN, le=YEAR_MAX)]
-QueryId = Annotated[int | None, QueryParameter(ge=1, le=_ID_MAX)]
 
 CSV_MEDIA_TYPES = ("text/csv", "application/csv")
 IMPORT_MAX_BYTES = 8 * 1024 * 1024  # 20 000 rows of the longest member_no and name fit
@@ -163,7 +161,7 @@ class UnionController(Controller):
 class UnionBudgetController(Controller):
     path = "/api/unions"
 
-    @get("/{union_id:int}/budget")
+    @get("/{union_id:int}/budget", opt={"problems": (409,)})  # invalid_state: not a branch
     async def budget(self, request: Request, union_id: PathId, year: QueryYear = None) -> BudgetOut:
         user = request.user
         if user.role == "auditor":
@@ -187,7 +185,7 @@ class BranchMemberController(Controller):
         request: Request,
         page: Paging,
         active: Annotated[bool | None, QueryParameter()] = None,
-        q: Annotated[str | None, QueryParameter(max_length=50)] = None,
+        q: Annotated[str | None, QueryParameter(max_length=50, pattern=ONE_LINE)] = None,
     ) -> MemberList:
         items, total = await members.list_members(_branch_of(request), active=active, q=q, limit=page.limit, offset=page.offset)
         return MemberList(items=[_member_out(m) for m in items], total=total)
@@ -206,7 +204,7 @@ class BranchMemberController(Controller):
         )
         return _member_out(member)
 
-    @post("/import", status_code=200, request_max_body_size=IMPORT_MAX_BYTES)
+    @post("/import", status_code=200, request_max_body_size=IMPORT_MAX_BYTES, opt={"problems": (400, 413, 415)})
     async def import_csv(self, request: Request) -> ImportOut:
         """`text/csv` (or `application/csv`), UTF-8 with or without BOM, columns `member_no,name`."""
         media_type, _, params = request.headers.get("content-type", "").partition(";")

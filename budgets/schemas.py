@@ -8,15 +8,16 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from budgets.states import Level
+from common.schemas import Name
 
 # The domain modules check the same rules again (the seeder calls them too); these
 # limits make the schema say them and refuse the body before it reaches them.
 UnionCode = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Z0-9-]+$")]
-UnionName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+UnionName = Annotated[Name, msgspec.Meta(min_length=1, max_length=100)]
 # a Literal of the enum's values: the body decodes to a plain str, OpenAPI lists them inline
 LevelName = Literal[tuple(level.value for level in Level)]  # type: ignore[valid-type]
 MemberNo = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
-MemberName = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+MemberName = Annotated[Name, msgspec.Meta(min_length=1, max_length=50)]
 CapFen = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
 TargetFen = Annotated[int, msgspec.Meta(ge=0, le=10**13)]
 

@@ -12,11 +12,10 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from catalog import regions, service, suppliers
 from catalog.schemas import (
-    MAX_ID,
     CategoryList,
     ProductIn,
     ProductOut,
@@ -34,12 +33,13 @@ from catalog.schemas import (
 from catalog.tables import ProductStatus
 from common.errors import DomainError
 from common.pagination import PAGINATION, Paging
+from common.schemas import ONE_LINE, PathId, QueryId, query_name
 
 RegionFilter = Annotated[str | None, QueryParameter(pattern=r"^[a-z0-9-]{1,32}$", max_length=32, description="region code")]
-CategoryFilter = Annotated[str | None, QueryParameter(max_length=16, description="category code")]
-StatusFilter = Annotated[str | None, QueryParameter(max_length=16, description="product state")]
-SupplierFilter = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]
-TextFilter = Annotated[str | None, QueryParameter(max_length=100, description="in title or description")]
+CategoryFilter = Annotated[str | None, query_name(16, "category code")]
+StatusFilter = Annotated[str | None, query_name(16, "product state")]
+SupplierFilter = QueryId
+TextFilter = Annotated[str | None, query_name(100, "in title or description")]
 
 
 async def product_filters(
@@ -91,7 +91,7 @@ class RegionController(Controller):
         return RegionPage(items=items, total=total)
 
     @get("/{code:str}")
-    async def get_region(self, code: FromPath[str]) -> RegionOut:
+    async def get_region(self, code: Annotated[str, PathParameter(max_length=32, pattern=ONE_LINE)]) -> RegionOut:
         return await regions.get_region(code)
 
 
@@ -119,7 +119,7 @@ class ProductController(Controller):
         return ProductPage(items=items, total=total)
 
     @get("/{product_id:int}")
-    async def get_product(self, product_id: FromPath[int]) -> ProductOut:
+    async def get_product(self, product_id: PathId) -> ProductOut:
         return await service.get_product(product_id, listed_only=True)
 
 
@@ -152,7 +152,7 @@ class AdminSupplierController(Controller):
         return SupplierPage(items=items, total=total)
 
     @get("/{supplier_id:int}")
-    async def get_supplier(self, supplier_id: FromPath[int]) -> SupplierOut:
+    async def get_supplier(self, supplier_id: PathId) -> SupplierOut:
         return await suppliers.get_supplier(supplier_id)
 
 
@@ -180,19 +180,19 @@ class AdminProductController(Controller):
         return ProductPage(items=items, total=total)
 
     @get("/{product_id:int}")
-    async def get_product(self, product_id: FromPath[int]) -> ProductOut:
+    async def get_product(self, product_id: PathId) -> ProductOut:
         return await service.get_product(product_id)
 
     @post("/{product_id:int}/approve", status_code=200)
-    async def approve(self, request: Request[Any, Any, Any], product_id: FromPath[int]) -> ProductOut:
+    async def approve(self, request: Request[Any, Any, Any], product_id: PathId) -> ProductOut:
         return await service.approve_product(product_id, actor_id=request.user.id)
 
     @post("/{product_id:int}/reject", status_code=200)
-    async def reject(self, request: Request[Any, Any, Any], product_id: FromPath[int], data: JSONBody[ReasonIn]) -> ProductOut:
+    async def reject(self, request: Request[Any, Any, Any], product_id: PathId, data: JSONBody[ReasonIn]) -> ProductOut:
         return await service.reject_product(product_id, data.reason, actor_id=request.user.id)
 
     @post("/{product_id:int}/delist", status_code=200)
-    async def delist(self, request: Request[Any, Any, Any], product_id: FromPath[int], data: JSONBody[ReasonIn]) -> ProductOut:
+    async def delist(self, request: Request[Any, Any, Any], product_id: PathId, data: JSONBody[ReasonIn]) -> ProductOut:
         return await service.delist_product(product_id, data.reason, actor_id=request.user.id)
 
 
@@ -226,17 +226,17 @@ class SupplierProductController(Controller):
         return await service.create_product(_supplier_id(request), **msgspec.structs.asdict(data))
 
     @get("/{product_id:int}")
-    async def get_product(self, request: Request[Any, Any, Any], product_id: FromPath[int]) -> ProductOut:
+    async def get_product(self, request: Request[Any, Any, Any], product_id: PathId) -> ProductOut:
         return await service.get_product(product_id, supplier_id=_supplier_id(request))
 
     @patch("/{product_id:int}")
     async def update_product(
-        self, request: Request[Any, Any, Any], product_id: FromPath[int], data: JSONBody[ProductPatch]
+        self, request: Request[Any, Any, Any], product_id: PathId, data: JSONBody[ProductPatch]
     ) -> ProductOut:
         return await service.update_product(_supplier_id(request), product_id, data.changes())
 
     @post("/{product_id:int}/submit", status_code=200)
-    async def submit(self, request: Request[Any, Any, Any], product_id: FromPath[int]) -> ProductOut:
+    async def submit(self, request: Request[Any, Any, Any], product_id: PathId) -> ProductOut:
         return await service.submit_product(_supplier_id(request), product_id, actor_id=request.user.id)
 
 

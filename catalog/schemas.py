@@ -12,18 +12,17 @@ from msgspec import UNSET, Meta, UnsetType
 
 from common.errors import DomainError, invalid
 from common.pagination import MAX_LIMIT
+from common.schemas import Name, Text
 
 # ---- scalar types, with the limits every entry point shares (API and seeding) ----
-MAX_ID = 2**31 - 1  # a database INTEGER: a larger id names nothing
-Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
 RegionCode = Annotated[str, Meta(pattern=r"^[a-z0-9-]{1,32}$", max_length=32)]
 UnionCode = Annotated[str, Meta(pattern=r"^[A-Z0-9-]{1,32}$", max_length=32)]
-RegionName = Annotated[str, Meta(min_length=1, max_length=50)]
-SupplierName = Annotated[str, Meta(min_length=1, max_length=100)]
-Title = Annotated[str, Meta(min_length=1, max_length=60)]
-CategoryCode = Annotated[str, Meta(min_length=1, max_length=16)]
-Unit = Annotated[str, Meta(min_length=1, max_length=8)]
-Description = Annotated[str, Meta(max_length=2000)]
+RegionName = Annotated[Name, Meta(min_length=1, max_length=50)]
+SupplierName = Annotated[Name, Meta(min_length=1, max_length=100)]
+Title = Annotated[Name, Meta(min_length=1, max_length=60)]
+CategoryCode = Annotated[Name, Meta(min_length=1, max_length=16)]
+Unit = Annotated[Name, Meta(min_length=1, max_length=8)]
+Description = Annotated[Text, Meta(max_length=2000)]
 PriceFen = Annotated[int, Meta(ge=1, le=100_000_00)]  # 1 fen .. 100 000 yuan
 MAX_STOCK = 1_000_000
 Stock = Annotated[int, Meta(ge=0, le=MAX_STOCK)]
@@ -40,7 +39,7 @@ StockDelta = Annotated[
         ),
     ),
 ]
-Reason = Annotated[str, Meta(min_length=1, max_length=200)]
+Reason = Annotated[Text, Meta(min_length=1, max_length=200)]
 
 MAX_PAIRINGS = 50
 MAX_SUPPLIER_REGIONS = 50

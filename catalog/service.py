@@ -16,11 +16,12 @@ from typing import Any
 from piccolo.columns.combination import WhereRaw
 
 from catalog.regions import CATEGORIES, check_category
-from catalog.schemas import MAX_ID, MAX_STOCK, ProductIn, ProductOut, ProductPatch, ReviewOut, check_page, clean_text, validated
+from catalog.schemas import MAX_STOCK, ProductIn, ProductOut, ProductPatch, ReviewOut, check_page, clean_text, validated
 from catalog.suppliers import certified_region_id
 from catalog.tables import Product, ProductReview, ProductStatus, Region, RegionPairing, ReviewAction, Supplier
 from common.clock import local, utcnow
 from common.errors import DomainError, invalid
+from common.schemas import ID_MAX
 from common.sql import for_update, like_pattern
 
 S = ProductStatus
@@ -152,7 +153,7 @@ async def list_products(
 
 
 async def _product_row(product_id: int) -> dict[str, Any] | None:
-    if not 1 <= product_id <= MAX_ID:
+    if not 1 <= product_id <= ID_MAX:
         return None
     return await Product.select(*_PRODUCT_COLUMNS).where(Product.id == product_id).first()
 
@@ -172,7 +173,7 @@ async def _locked_product(product_id: int) -> dict[str, Any]:
     """The product's own columns, its row locked until the transaction ends (PostgreSQL;
     SQLite's IMMEDIATE transaction already holds the write lock)."""
     row = None
-    if 1 <= product_id <= MAX_ID:
+    if 1 <= product_id <= ID_MAX:
         query = Product.select(
             Product.id, Product.supplier, Product.status, Product.title, Product.region, Product.category,
             Product.unit, Product.price_fen, Product.stock, Product.description,

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.schemas import MAX_ID
 from catalog.tables import Product, ProductStatus
 from common.errors import DomainError
+from common.schemas import ID_MAX
 from common.sql import is_postgres
 
 
@@ -51,7 +51,7 @@ async def reserve_stock(lines: list[tuple[int, int]]) -> list[ReservedLine]:
     ids = sorted(wanted)
     async with Product._meta.db.transaction():
         rows: dict[int, dict[str, Any]] = {}
-        if in_range := [i for i in ids if 1 <= i <= MAX_ID]:
+        if in_range := [i for i in ids if 1 <= i <= ID_MAX]:
             query = (
                 Product.select(
                     Product.id, Product.status, Product.stock, Product.price_fen, Product.supplier,
@@ -105,5 +105,5 @@ async def release_stock(lines: list[tuple[int, int]]) -> None:
     state is now. Inside the caller's transaction when there is one; ascending product id."""
     wanted = _check_lines(lines)
     async with Product._meta.db.transaction():
-        for product_id in sorted(i for i in wanted if 1 <= i <= MAX_ID):
+        for product_id in sorted(i for i in wanted if 1 <= i <= ID_MAX):
             await Product.update({Product.stock: Product.stock + wanted[product_id]}).where(Product.id == product_id)

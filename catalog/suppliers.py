@@ -7,9 +7,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from catalog.regions import region_ids
-from catalog.schemas import MAX_ID, SupplierIn, SupplierOut, check_page, clean_text, validated
+from catalog.schemas import SupplierIn, SupplierOut, check_page, clean_text, validated
 from catalog.tables import Supplier, SupplierRegion
 from common.errors import DomainError, invalid
+from common.schemas import ID_MAX
 
 
 async def _supplier_out(rows: list[dict[str, Any]]) -> list[SupplierOut]:
@@ -53,7 +54,7 @@ async def list_suppliers(limit: int = 50, offset: int = 0) -> tuple[list[Supplie
 
 async def get_supplier(supplier_id: int) -> SupplierOut:
     row = None
-    if 1 <= supplier_id <= MAX_ID:
+    if 1 <= supplier_id <= ID_MAX:
         row = await Supplier.select(Supplier.id, Supplier.name).where(Supplier.id == supplier_id).first()
     if row is None:
         raise DomainError("not_found", f"supplier {supplier_id} does not exist")

@@ -22,6 +22,7 @@ from shop.auth.revocation import RevocationCache
 from shop.auth.tokens import build_jwt_auth
 from shop.db import connection_pool, redis_client
 from shop.errors import exception_handlers, problem, problem_details_plugin
+from shop.openapi import install as document_problems
 from shop.settings import Settings, get_settings
 
 logger = logging.getLogger("shop")
@@ -95,8 +96,8 @@ async def strict_json_body(request: Request) -> None:
         msgspec.json.decode(raw, type=target)
     except msgspec.ValidationError as exc:
         raise ValidationException(detail=str(exc), extra=[{"message": str(exc), "key": "data", "source": "body"}]) from exc
-    except msgspec.DecodeError as exc:
-        raise ValidationException(detail=f"JSON is malformed: {exc}") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec lets a string's bad UTF-8 through as it is
+        raise ValidationException(detail=f"JSON is malformed (or not UTF-8): {exc}") from exc
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=web.template_config(),
         csrf_config=web.csrf_config(settings),
         lifespan=[lifespan],
+        on_startup=[document_problems],
         on_app_init=[jwt_auth.on_app_init],
         middleware=[prometheus.middleware],
         plugins=[problem_details_plugin()],

@@ -157,10 +157,21 @@ def _unexpected(request: Request, exc: Exception) -> Response:
     return problem("internal_error", "An unexpected error occurred; it has been logged.").to_response(request)
 
 
+def path_id_out_of_range(exc: ValidationException) -> bool:
+    """An id in the path (`…_id`) out of its range names nothing: 404, like an id that does not
+    exist. Other path values (a year) out of range stay 400."""
+    items = exc.extra if isinstance(exc.extra, list) else []
+    return bool(items) and all(
+        isinstance(item, dict) and item.get("source") == "path" and str(item.get("key", "")).endswith("_id") for item in items
+    )
+
+
 def _http_handler(request: Request, exc: HTTPException) -> Response:
     if exc.status_code >= 500 and not isinstance(exc, ProblemDetailsException):
         logger.error("server error on %s %s: %r", request.method, request.url.path, exc)
-    if isinstance(exc, ValidationException) or (exc.status_code == 400 and not isinstance(exc, ProblemDetailsException)):
+    if isinstance(exc, ValidationException) and path_id_out_of_range(exc):
+        converted = problem("not_found", "no such object: an id in the path is outside 1..2**31-1")
+    elif isinstance(exc, ValidationException) or (exc.status_code == 400 and not isinstance(exc, ProblemDetailsException)):
         converted = _from_validation(exc)
     else:
         converted = _from_http(exc)

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,11 +26,13 @@ def free_port() -> int:
 def running_server(workers: int = 2, extra_env: dict[str, str] | None = None):
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "WARNING", **(extra_env or {})}
+    # the server's output goes to a file: a pipe nobody reads would block a server that logs much
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "shop.cli", "serve", "--port", str(port), "--workers", str(workers), "--no-migrate"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -37,7 +40,8 @@ def running_server(workers: int = 2, extra_env: dict[str, str] | None = None):
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stdout.read().decode(errors='replace')}")
+                log.seek(0)
+                raise RuntimeError(f"server exited: {log.read().decode(errors='replace')}")
             try:
                 if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
                     break
@@ -53,3 +57,4 @@ def running_server(workers: int = 2, extra_env: dict[str, str] | None = None):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Request, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody
 
 from budgets.tables import Union
 from catalog.tables import Supplier
 from common.errors import DomainError
 from common.pagination import PAGINATION, Paging
-from common.schemas import ID_MAX
+from common.schemas import ID_MAX, PathId, query_name
 from shop.auth import accounts, tokens
 from shop.auth.accounts import Principal
 from shop.auth.schemas import (
@@ -81,7 +81,7 @@ class AdminUserController(Controller):
         self,
         page: Paging,
         role: FromQuery[Role | None] = None,
-        q: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        q: Annotated[str | None, query_name(100)] = None,
     ) -> AccountList:
         """Accounts by id, with whether each is active; `q`: part of the username."""
         items, total = await accounts.list_users(role=role, q=q, limit=page.limit, offset=page.offset)
@@ -105,7 +105,7 @@ class AdminUserController(Controller):
         return user_out(principal)
 
     @patch("/{user_id:int}")
-    async def update(self, request: Request, user_id: FromPath[int], data: JSONBody[UserPatchIn]) -> AccountOut:
+    async def update(self, request: Request, user_id: PathId, data: JSONBody[UserPatchIn]) -> AccountOut:
         """Deactivate or reactivate an account, or reset its password; deactivating and
         resetting end the account's tokens."""
         if not 1 <= user_id <= ID_MAX:

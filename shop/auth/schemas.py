@@ -6,17 +6,17 @@ from typing import Annotated
 
 import msgspec
 
-from common.schemas import Body, Id
+from common.schemas import Body, Id, Name, Text
 from shop.auth.tables import Role
 
 Username = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")]
-Password = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Password = Annotated[Text, msgspec.Meta(min_length=1, max_length=128)]
 PASSWORD_MIN_LENGTH = 8  # a new password (BaseUser itself asks for 6)
-NewPassword = Annotated[str, msgspec.Meta(min_length=PASSWORD_MIN_LENGTH, max_length=128)]
+NewPassword = Annotated[Text, msgspec.Meta(min_length=PASSWORD_MIN_LENGTH, max_length=128)]
 
 
 class LoginIn(Body):
-    username: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    username: Annotated[Name, msgspec.Meta(min_length=1, max_length=100)]
     password: Password
 
 
@@ -39,7 +39,7 @@ class UserIn(Body):
     role: Role
     union_id: Id | None = None
     supplier_id: Id | None = None
-    email: Annotated[str, msgspec.Meta(max_length=255, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    email: Annotated[str, msgspec.Meta(max_length=255, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")] | None = None
 
 
 class PasswordChangeIn(Body):

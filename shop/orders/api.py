@@ -7,7 +7,6 @@ from typing import Annotated
 
 from litestar import Controller, Request, Response, get, post
 from litestar.params import (
-    FromPath,
     FromQuery,
     HeaderParameter,
     JSONBody,
@@ -15,6 +14,7 @@ from litestar.params import (
 )
 
 from common.pagination import PAGINATION, Paging
+from common.schemas import PathId
 from shop.auth.guards import admin_only, buyer_only
 from shop.orders import cancellation, queries, refunds
 from shop.orders.placement import checkout
@@ -50,7 +50,7 @@ class OrderController(Controller):
         return Response(order, status_code=201 if created else 200)
 
     @post("/{order_id:int}/cancel", status_code=200, guards=[buyer_only])
-    async def cancel(self, request: Request, order_id: FromPath[int]) -> OrderOut:
+    async def cancel(self, request: Request, order_id: PathId) -> OrderOut:
         await cancellation.cancel_order(order_id, request.user, request.app.state.clock(), request.app.state.settings)
         return await queries.get_order(order_id, request.user)
 
@@ -68,11 +68,11 @@ class OrderController(Controller):
         return OrderList(items=items, total=total)
 
     @get("/{order_id:int}")
-    async def detail(self, request: Request, order_id: FromPath[int]) -> OrderOut:
+    async def detail(self, request: Request, order_id: PathId) -> OrderOut:
         return await queries.get_order(order_id, request.user)
 
     @get("/{order_id:int}/events")
-    async def events(self, request: Request, order_id: FromPath[int]) -> list[EventOut]:
+    async def events(self, request: Request, order_id: PathId) -> list[EventOut]:
         """The order's history, oldest first."""
         return await queries.list_events(order_id, request.user)
 
@@ -80,7 +80,7 @@ class OrderController(Controller):
     async def refund(
         self,
         request: Request,
-        order_id: FromPath[int],
+        order_id: PathId,
         data: JSONBody[RefundIn],
         idempotency_key: Annotated[
             str | None, HeaderParameter(name="Idempotency-Key", min_length=1, max_length=64, required=False)
@@ -111,7 +111,7 @@ class AdminOrderController(Controller):
         return OrderList(items=items, total=total)
 
     @get("/{order_id:int}/refunds")
-    async def refund_list(self, order_id: FromPath[int]) -> RefundList:
+    async def refund_list(self, order_id: PathId) -> RefundList:
         items = await refunds.list_refunds(order_id)
         return RefundList(items=items, total=len(items))
 

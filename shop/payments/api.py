@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
+from common.schemas import PathId
 from shop.orders import queries
 from shop.orders.schemas import OrderOut
 from shop.payments import transfer, webhooks
@@ -18,7 +19,7 @@ class StripeWebhookController(Controller):
     path = "/api/payments/stripe"
     opt = {"exclude_from_auth": True}
 
-    @post("/webhook", status_code=200)
+    @post("/webhook", status_code=200, opt={"problems": (400,)})  # bad_signature
     async def webhook(self, request: Request) -> WebhookOut:
         settings: Settings = request.app.state.settings
         event = webhooks.verify(await request.body(), request.headers.get("stripe-signature"), settings.stripe_webhook_secret)
@@ -29,7 +30,7 @@ class TransferController(Controller):
     path = "/api/admin/orders"
 
     @post("/{order_id:int}/confirm-transfer", status_code=200)
-    async def confirm_transfer(self, request: Request, order_id: FromPath[int], data: JSONBody[ConfirmTransferIn]) -> OrderOut:
+    async def confirm_transfer(self, request: Request, order_id: PathId, data: JSONBody[ConfirmTransferIn]) -> OrderOut:
         await transfer.confirm_transfer(order_id, data.reference, actor_id=request.user.id, now=request.app.state.clock())
         return await queries.get_order(order_id, request.user)
 

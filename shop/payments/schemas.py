@@ -6,11 +6,11 @@ from typing import Annotated
 
 import msgspec
 
-from common.schemas import Body
+from common.schemas import Body, Name
 
 
 class ConfirmTransferIn(Body):
-    reference: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    reference: Annotated[Name, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class WebhookOut(msgspec.Struct, kw_only=True):

@@ -27,6 +27,7 @@ import msgspec
 import stripe
 
 from common.errors import DomainError
+from common.schemas import ID_MAX
 from shop.orders import cancellation, lifecycle
 from shop.orders.states import OrderAction, OrderStatus
 from shop.orders.tables import Order
@@ -38,7 +39,6 @@ logger = logging.getLogger("shop.payments")
 TOLERANCE_SECONDS = 300  # a signature older than five minutes is refused (replays)
 PAID = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 FAILED = ("checkout.session.expired", "checkout.session.async_payment_failed")
-MAX_ID = 2**31 - 1
 
 
 class _Data(msgspec.Struct):
@@ -66,7 +66,7 @@ class CheckoutSession(msgspec.Struct):
             value = int(raw)
         except ValueError:
             return None
-        return value if 1 <= value <= MAX_ID else None
+        return value if 1 <= value <= ID_MAX else None
 
     def payment_intent_id(self) -> str:
         pi = self.payment_intent

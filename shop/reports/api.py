@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromQuery, QueryParameter
 
 from budgets import audit, ledger, policy, targets, unions
 from budgets.states import LedgerKind
 from common.pagination import PAGINATION, Paging
+from common.schemas import PathId, QueryId
 from shop.auth import scope
 from shop.errors import ShopError
 from shop.orders import queries as orders
@@ -22,7 +23,7 @@ from shop.reports import queries, trail
 from shop.reports.export import Column, Format, export, respond
 
 Year = Annotated[int | None, QueryParameter(ge=2000, le=2100)]
-UnionId = Annotated[int | None, QueryParameter(ge=1)]
+UnionId = QueryId
 ExportFormat = Annotated[Format, QueryParameter(name="format")]
 
 
@@ -132,7 +133,7 @@ class OrderDistributionController(Controller):
     path = "/api/orders/{order_id:int}/distribution"
 
     @get("/")
-    async def distribution(self, request: Request, order_id: FromPath[int], fmt: ExportFormat = "json") -> Any:
+    async def distribution(self, request: Request, order_id: PathId, fmt: ExportFormat = "json") -> Any:
         await orders.get_order(order_id, request.user)  # 404 / 403 outside the caller's scope
         if request.user.role == "supplier":
             raise ShopError("forbidden", "suppliers do not see members")
@@ -166,8 +167,8 @@ class AuditController(Controller):
         self,
         request: Request,
         page: Paging,
-        member_id: Annotated[int | None, QueryParameter(ge=1)] = None,
-        order_id: Annotated[int | None, QueryParameter(ge=1)] = None,
+        member_id: QueryId = None,
+        order_id: QueryId = None,
         year: Year = None,
         kind: FromQuery[LedgerKind | None] = None,
         union_id: UnionId = None,

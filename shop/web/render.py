@@ -9,14 +9,14 @@ from urllib.parse import quote, urlencode
 
 from litestar import Controller, Request, Response
 from litestar.datastructures import Cookie
-from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.response import Redirect, Template
 
 from budgets import checks, ledger
 from common.errors import DomainError
 from shop.auth.accounts import Principal
 from shop.auth.tokens import principal_of
-from shop.errors import CODES
+from shop.errors import CODES, path_id_out_of_range
 from shop.web import ui
 from shop.web.forms import int_or_none
 
@@ -182,6 +182,8 @@ def _not_found(request: Request, exc: Exception) -> Response:
 
 
 def _bad_request(request: Request, exc: HTTPException) -> Response:
+    if isinstance(exc, ValidationException) and path_id_out_of_range(exc):
+        return _not_found(request, exc)
     return error_page(request, 400, "请求的内容有误", ["请返回上一页检查后重试。"])
 
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from budgets import checks, ledger, policy, targets, unions
 from catalog import service as catalog
 from catalog.tables import ProductStatus
 from common.errors import DomainError
+from common.schemas import PathId
 from shop.auth.accounts import Principal
 from shop.errors import CODES
 from shop.orders import queries, refunds
@@ -60,7 +61,7 @@ class AdminPages(Page):
         return render(request, "admin_reviews.html", products=items, pager=pager(total, number))
 
     @post("/admin/reviews/{product_id:int}/approve", status_code=200)
-    async def approve(self, request: Request, product_id: FromPath[int]) -> Response:
+    async def approve(self, request: Request, product_id: PathId) -> Response:
         try:
             product = await catalog.approve_product(product_id, actor_id=request.user.id)
         except DomainError as exc:
@@ -68,7 +69,7 @@ class AdminPages(Page):
         return self._review_result(request, product_id, product, None)
 
     @post("/admin/reviews/{product_id:int}/reject", status_code=200)
-    async def reject(self, request: Request, product_id: FromPath[int]) -> Response:
+    async def reject(self, request: Request, product_id: PathId) -> Response:
         form = await request.form()
         reason = str(form.get("reason") or "").strip()
         if not reason:
@@ -96,7 +97,7 @@ class AdminPages(Page):
         )
 
     @post("/admin/orders/{order_id:int}/confirm", status_code=200)
-    async def confirm(self, request: Request, order_id: FromPath[int]) -> Response:
+    async def confirm(self, request: Request, order_id: PathId) -> Response:
         form = await request.form()
         reference = str(form.get("reference") or "").strip()[:64]
         error = None
@@ -115,7 +116,7 @@ class AdminPages(Page):
         return Redirect(path="/admin/orders", status_code=303)
 
     @post("/admin/orders/{order_id:int}/refund", status_code=200)
-    async def refund(self, request: Request, order_id: FromPath[int]) -> Response:
+    async def refund(self, request: Request, order_id: PathId) -> Response:
         """Give back a payment that arrived after the order was no longer held (whole)."""
         error = None
         try:
@@ -169,7 +170,7 @@ class AdminPages(Page):
         return render(request, "admin_targets.html", rows=rows, year=chosen, years=years_for(request))
 
     @post("/admin/targets/{union_id:int}/{year:int}", status_code=200)
-    async def set_target(self, request: Request, union_id: FromPath[int], year: FromPath[int]) -> Response:
+    async def set_target(self, request: Request, union_id: PathId, year: PathId) -> Response:
         form = await request.form()
         target = ui.parse_yuan(str(form.get("target") or ""))
         error = None

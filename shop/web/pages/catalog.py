@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Template
 
 from budgets import unions
 from catalog import regions
 from catalog import service as catalog
 from catalog.tables import ProductStatus, RegionPairing
+from common.schemas import PathId, query_name
 from shop.web.forms import page_number
 from shop.web.render import PAGE_SIZE, Page, optional_user, pager, render
 
@@ -50,7 +51,7 @@ class CatalogPages(Page):
         region: FromQuery[str | None] = None,
         category: FromQuery[str | None] = None,
         paired_with: FromQuery[str | None] = None,
-        q: FromQuery[str | None] = None,
+        q: Annotated[str | None, query_name(100)] = None,
         page: FromQuery[str | None] = None,
     ) -> Template:
         user = await optional_user(request)
@@ -73,7 +74,7 @@ class CatalogPages(Page):
         )
 
     @get("/products/{product_id:int}")
-    async def product(self, request: Request, product_id: FromPath[int]) -> Template:
+    async def product(self, request: Request, product_id: PathId) -> Template:
         user = await optional_user(request)
         product = await catalog.get_product(product_id, listed_only=True)
         region = await regions.get_region(product.region)

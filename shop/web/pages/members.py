@@ -6,11 +6,12 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from budgets import members, unions
 from common.errors import DomainError
+from common.schemas import PathId
 from shop.web import ui
 from shop.web.forms import IMPORT_MAX_BYTES, page_number
 from shop.web.render import Page, is_htmx, pager, render, status_of, year_of, years_for
@@ -47,7 +48,7 @@ class MemberPages(Page):
         return Redirect(path="/members?ok=added", status_code=303)
 
     @post("/members/{member_id:int}/active", status_code=200)
-    async def set_active(self, request: Request, member_id: FromPath[int]) -> Response:
+    async def set_active(self, request: Request, member_id: PathId) -> Response:
         form = await request.form()
         member = await members.update_member(member_id, branch_id=request.user.union_id, active=form.get("active") == "1")
         if is_htmx(request):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from budgets import unions
 from common.errors import DomainError
+from common.schemas import PathId
 from shop.auth.guards import buyer_only
 from shop.orders import cancellation, queries, refunds
 from shop.reports import queries as reports
@@ -57,11 +58,11 @@ class OrderPages(Page):
         )
 
     @get("/orders/{order_id:int}")
-    async def order(self, request: Request, order_id: FromPath[int]) -> Template:
+    async def order(self, request: Request, order_id: PathId) -> Template:
         return await self._detail(request, order_id)
 
     @post("/orders/{order_id:int}/cancel", status_code=200, guards=[buyer_only])
-    async def cancel(self, request: Request, order_id: FromPath[int]) -> Response:
+    async def cancel(self, request: Request, order_id: PathId) -> Response:
         try:
             await cancellation.cancel_order(order_id, request.user, clock(request), request.app.state.settings)
         except DomainError as exc:

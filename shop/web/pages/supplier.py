@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from catalog import regions, suppliers
 from catalog import service as catalog
 from common.errors import DomainError
+from common.schemas import PathId
 from shop.orders import queries
 from shop.web import ui
 from shop.web.forms import PRODUCT_FIELDS, page_number, product_form
@@ -73,7 +74,7 @@ class SupplierPages(Page):
         return Redirect(path="/supplier/products?ok=created", status_code=303)
 
     @get("/supplier/products/{product_id:int}/edit")
-    async def edit(self, request: Request, product_id: FromPath[int]) -> Template:
+    async def edit(self, request: Request, product_id: PathId) -> Template:
         product = await catalog.get_product(product_id, supplier_id=request.user.supplier_id)
         values = {
             "title": product.title,
@@ -88,7 +89,7 @@ class SupplierPages(Page):
         return await self._form(request, product, values, {})
 
     @post("/supplier/products/{product_id:int}", status_code=200)
-    async def update(self, request: Request, product_id: FromPath[int]) -> Response:
+    async def update(self, request: Request, product_id: PathId) -> Response:
         product = await catalog.get_product(product_id, supplier_id=request.user.supplier_id)
         values, problems, shown = await _posted_product(request, editing=True)
         if problems:
@@ -100,7 +101,7 @@ class SupplierPages(Page):
         return Redirect(path="/supplier/products?ok=saved", status_code=303)
 
     @post("/supplier/products/{product_id:int}/submit", status_code=200)
-    async def submit(self, request: Request, product_id: FromPath[int]) -> Response:
+    async def submit(self, request: Request, product_id: PathId) -> Response:
         product = await catalog.submit_product(request.user.supplier_id, product_id, actor_id=request.user.id)
         if is_htmx(request):
             return render(request, "_supplier_product_row.html", p=product)

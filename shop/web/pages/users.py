@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Request, Response, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.plugins.problem_details import ProblemDetailsException
 from litestar.response import Redirect, Template
 
 from common.errors import DomainError
-from common.schemas import ID_MAX
+from common.schemas import ID_MAX, PathId, query_name
 from shop.auth import accounts
 from shop.auth.tables import Role
 from shop.errors import CODES
@@ -54,7 +56,7 @@ class PasswordPages(Page):
 class AdminUserPages(Page):
     @get("/admin/users")
     async def users(
-        self, request: Request, role: FromQuery[str | None] = None, q: FromQuery[str | None] = None, page: FromQuery[str | None] = None
+        self, request: Request, role: FromQuery[str | None] = None, q: Annotated[str | None, query_name(100)] = None, page: FromQuery[str | None] = None
     ) -> Template:
         number = page_number(page)
         role = role if role in Role.__members__ else None
@@ -63,13 +65,13 @@ class AdminUserPages(Page):
         return render(request, "admin_users.html", users=items, role=role or "", q=q, roles=list(Role), pager=pager(total, number))
 
     @post("/admin/users/{user_id:int}/active", status_code=200)
-    async def set_active(self, request: Request, user_id: FromPath[int]) -> Response:
+    async def set_active(self, request: Request, user_id: PathId) -> Response:
         form = await request.form()
         active = str(form.get("active") or "") == "1"
         return await self._update(request, user_id, active=active, password=None, done="saved")
 
     @post("/admin/users/{user_id:int}/password", status_code=200)
-    async def reset_password(self, request: Request, user_id: FromPath[int]) -> Response:
+    async def reset_password(self, request: Request, user_id: PathId) -> Response:
         form = await request.form()
         password = str(form.get("password") or "")
         if not password or len(password) > 128:
