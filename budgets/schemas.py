@@ -8,7 +8,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from budgets.states import Level
-from common.schemas import Name
+from common.schemas import Body, Name
 
 # The domain modules check the same rules again (the seeder calls them too); these
 # limits make the schema say them and refuse the body before it reaches them.
@@ -21,9 +21,6 @@ MemberName = Annotated[Name, msgspec.Meta(min_length=1, max_length=50)]
 CapFen = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
 TargetFen = Annotated[int, msgspec.Meta(ge=0, le=10**13)]
 
-
-class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Every request body: unknown fields are refused."""
 
 
 # --- unions -----------------------------------------------------------------

@@ -12,7 +12,7 @@ from msgspec import UNSET, Meta, UnsetType
 
 from common.errors import DomainError, invalid
 from common.pagination import MAX_LIMIT
-from common.schemas import Name, Text
+from common.schemas import Body, Name, Text
 
 # ---- scalar types, with the limits every entry point shares (API and seeding) ----
 RegionCode = Annotated[str, Meta(pattern=r"^[a-z0-9-]{1,32}$", max_length=32)]
@@ -44,9 +44,6 @@ Reason = Annotated[Text, Meta(min_length=1, max_length=200)]
 MAX_PAIRINGS = 50
 MAX_SUPPLIER_REGIONS = 50
 
-
-class Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Every request body: unknown fields are refused."""
 
 
 # ---- regions ----

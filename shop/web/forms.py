@@ -9,6 +9,7 @@ from litestar import Request
 from litestar.datastructures import Cookie
 
 from catalog import regions
+from common.schemas import ID_MAX
 from shop.web import ui
 
 BASKET_COOKIE = "shop_basket"
@@ -22,7 +23,7 @@ def page_number(value: str | None) -> int:
         return 1
 
 
-def int_or_none(value: str | None, low: int = 1, high: int = 2**31 - 1) -> int | None:
+def int_or_none(value: str | None, low: int = 1, high: int = ID_MAX) -> int | None:
     try:
         number = int(str(value).strip())
     except (TypeError, ValueError):
