@@ -9,7 +9,7 @@ for orders in `catalog.stock`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,12 @@ TRANSITIONS: dict[str, dict[ProductStatus, ProductStatus]] = {
 # How `_transition` records each move in `ProductReview` (the supplier's edit is not a review).
 R = ReviewAction
 RECORDED = {"submit": R.submitted, "approve": R.approved, "reject": R.rejected, "delist": R.delisted}
+
+# The admin's decisions; each is told, inside its transaction, to every listener (the shop
+# registers one that notifies the supplier), as {product_id, supplier_id, title, action,
+# reason, at}. `catalog` knows nothing of notifications; the listener is the seam.
+DECISIONS = frozenset({"approve", "reject", "delist"})
+REVIEW_LISTENERS: list[Callable[[dict[str, Any]], Awaitable[None]]] = []
 
 # Fields whose change on a listed product sends it back to review; the others
 # (price and stock) take effect at once.
@@ -288,9 +294,10 @@ async def _transition(
     same transaction); a move the table does not allow is `invalid_state` and records nothing."""
     async with Product._meta.db.transaction():
         if supplier_id is not None:
-            status = (await _own_product(supplier_id, product_id))["status"]
+            row = await _own_product(supplier_id, product_id)
         else:
-            status = (await _locked_product(product_id))["status"]
+            row = await _locked_product(product_id)
+        status = row["status"]
         target = TRANSITIONS[action].get(status)
         if target is None:
             raise DomainError(
@@ -314,6 +321,13 @@ async def _transition(
         await ProductReview.insert(
             ProductReview(product=product_id, action=RECORDED[action], actor_id=actor_id, reason=note or "", at=now)
         )
+        if action in DECISIONS:
+            decision = {
+                "product_id": product_id, "supplier_id": row["supplier"], "title": row["title"],
+                "action": action, "reason": note or "", "at": now,
+            }
+            for listener in REVIEW_LISTENERS:
+                await listener(decision)
     return await get_product(product_id)
 
 

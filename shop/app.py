@@ -43,13 +43,19 @@ def _route_handlers() -> list:
     from catalog import api as catalog_api
     from shop import operations
     from shop.auth import api as auth_api
+    from shop.fulfilment import api as fulfilment_api
+    from shop.notifications import api as notifications_api
     from shop.orders import api as orders_api
     from shop.payments import api as payments_api
     from shop.reports import api as reports_api
     from shop.web import pages as web_pages
 
     handlers: list = []
-    for module in (operations, auth_api, orders_api, payments_api, reports_api, catalog_api, budgets_api, web_pages):
+    modules = (
+        operations, auth_api, orders_api, payments_api, fulfilment_api, notifications_api,
+        reports_api, catalog_api, budgets_api, web_pages,
+    )
+    for module in modules:
         for group, controllers in module.ROUTES.items():
             if group == "public":
                 handlers.extend(controllers)
@@ -103,6 +109,9 @@ async def strict_json_body(request: Request) -> None:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     import piccolo_conf  # the engine chosen from DATABASE_URL
+    from shop.notifications import notify
+
+    notify.register()  # suppliers hear of review decisions, whichever page or endpoint made them
 
     engine = piccolo_conf.DB
     jwt_auth = build_jwt_auth(settings)

@@ -8,7 +8,14 @@ APP_CONFIG = AppConfig(
     app_name="shop",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
     table_classes=table_finder(
-        modules=["shop.auth.tables", "shop.orders.tables", "shop.payments.tables"], exclude_imported=True
+        modules=[
+            "shop.auth.tables",
+            "shop.orders.tables",
+            "shop.payments.tables",
+            "shop.fulfilment.tables",
+            "shop.notifications.tables",
+        ],
+        exclude_imported=True,
     ),
     migration_dependencies=["budgets.piccolo_app", "catalog.piccolo_app"],
     commands=[],

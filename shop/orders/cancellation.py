@@ -6,12 +6,15 @@ provider is told, so that the way to pay (a Stripe Checkout Session) can no long
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from budgets import ledger
 from catalog import stock
 from common.errors import DomainError
+from common.clock import local
 from shop.auth.accounts import Principal
+from shop.notifications import notify
+from shop.notifications.kinds import Kind
 from shop.orders import lifecycle
 from shop.orders.queries import shares_of
 from shop.orders.states import OrderAction, OrderStatus
@@ -82,3 +85,31 @@ async def expire_due(now: datetime, batch: int = 200, settings: Settings | None 
                 expired += 1
         if len(due) < batch:
             return expired
+
+
+async def warn_ending_holds(now: datetime, within: timedelta = timedelta(hours=24), batch: int = 200) -> int:
+    """Tell the branch's buyers, once per order, that an unpaid order's hold ends within a
+    day. The flag and the notifications are written together, by whichever worker sets
+    the flag first."""
+    told = 0
+    while True:
+        due = await Order.select(Order.id, Order.branch, Order.expires_at).where(
+            (Order.status == OrderStatus.pending_payment)
+            & (Order.hold_warned == False)  # noqa: E712
+            & (Order.expires_at > now)
+            & (Order.expires_at <= now + within)
+        ).order_by(Order.expires_at).limit(batch)
+        for row in due:
+            async with Order._meta.db.transaction():
+                won = await Order.update({Order.hold_warned: True}).where(
+                    (Order.id == row["id"]) & (Order.hold_warned == False)  # noqa: E712
+                ).returning(Order.id)
+                if won:
+                    ends = local(row["expires_at"]).strftime("%m月%d日 %H:%M")
+                    await notify.to_branch(
+                        row["branch"], Kind.hold_ending, f"订单 {row['id']} 尚未付款，将于 {ends} 自动关闭并释放额度",
+                        at=now, order_id=row["id"],
+                    )
+                    told += 1
+        if len(due) < batch:
+            return told

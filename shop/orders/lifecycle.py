@@ -10,6 +10,15 @@
 | late_payment       | cancelled, expired                     | unchanged; `needs_refund` is set   |
 | refunded           | paid, partially_refunded               | partially_refunded or refunded     |
 | refunded           | cancelled, expired (a late payment)    | unchanged; `needs_refund` cleared  |
+| shipped, received  | paid, partially_refunded               | unchanged (a shipment moved)       |
+| after_sale_opened  | paid, partially_refunded               | unchanged (a request on its lines) |
+| after_sale_accepted| paid, partially_refunded               | unchanged; the refund follows      |
+| after_sale_rejected| paid, partially_refunded, refunded     | unchanged                          |
+| invoice_*          | paid, partially_refunded, refunded     | unchanged (a shipment's invoice)   |
+
+The actions that leave the status as it is still lock the order row and check its state:
+every change of an order's shipments, after-sales requests and invoices is serialised on
+the order, and written with its event.
 
 `transition()` runs inside the caller's transaction: it locks the order row (`SELECT …
 FOR UPDATE` on PostgreSQL; SQLite's IMMEDIATE transaction holds the only write lock),
@@ -39,6 +48,8 @@ class Move:
     targets: frozenset[OrderStatus] | None  # None: the status stays as it is
 
 
+PAID = frozenset({S.paid, S.partially_refunded})
+
 TRANSITIONS: dict[OrderAction, tuple[Move, ...]] = {
     A.cancelled: (Move(frozenset({S.pending_payment}), frozenset({S.cancelled})),),
     A.expired: (Move(frozenset({S.pending_payment}), frozenset({S.expired})),),
@@ -49,6 +60,14 @@ TRANSITIONS: dict[OrderAction, tuple[Move, ...]] = {
         Move(frozenset({S.paid, S.partially_refunded}), frozenset({S.partially_refunded, S.refunded})),
         Move(frozenset({S.cancelled, S.expired}), None),
     ),
+    **{
+        action: (Move(PAID, None),)
+        for action in (A.shipped, A.received, A.after_sale_opened, A.after_sale_accepted)
+    },
+    **{
+        action: (Move(PAID | {S.refunded}, None),)
+        for action in (A.after_sale_rejected, A.invoice_issued, A.invoice_accepted, A.invoice_rejected)
+    },
 }
 
 # What a person reads for an action that does not fit ("cannot be cancelled").
@@ -59,6 +78,14 @@ VERBS: dict[OrderAction, str] = {
     A.transfer_confirmed: "paid",
     A.late_payment: "recorded as a late payment",
     A.refunded: "refunded",
+    A.shipped: "shipped",
+    A.received: "received",
+    A.after_sale_opened: "given an after-sales request",
+    A.after_sale_accepted: "refunded by an after-sales request",
+    A.after_sale_rejected: "given an after-sales decision",
+    A.invoice_issued: "invoiced",
+    A.invoice_accepted: "given an invoice decision",
+    A.invoice_rejected: "given an invoice decision",
 }
 
 

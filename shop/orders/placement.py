@@ -21,6 +21,7 @@ from common.errors import DomainError, invalid
 from common.sql import is_unique_violation
 from shop.auth.accounts import Principal
 from shop.db import after_commit
+from shop.fulfilment.addresses import delivery_for
 from shop.orders import cancellation, lifecycle, queries
 from shop.orders.schemas import OrderIn, OrderOut
 from shop.orders.states import OrderAction, OrderStatus
@@ -112,6 +113,7 @@ async def place_order(
             if existing := await find_by_key(branch_id, key):  # a twin committed meanwhile
                 return _replay(existing, digest), False
             await _check_members(member_ids, branch_id)
+            delivery = await delivery_for(branch_id, body.address_id) or {}
             reserved = await stock.reserve_stock([(line.product_id, line.quantity) for line in body.lines])
             total = sum(line.amount_fen for line in reserved)
             if body.members is not None:
@@ -134,6 +136,9 @@ async def place_order(
                     "created_at": now,
                     "expires_at": expires_at,
                     "provider": provider.name,
+                    "delivery_name": delivery.get("name", ""),
+                    "delivery_phone": delivery.get("phone", ""),
+                    "delivery_address": delivery.get("address", ""),
                 },
                 at=now,
                 actor_id=user_id,

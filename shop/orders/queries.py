@@ -8,6 +8,8 @@ from typing import Any
 
 from shop.auth.accounts import Principal
 from shop.auth.scope import check_order, order_filter
+from shop.fulfilment.addresses import delivery_out
+from shop.fulfilment.queries import briefs_for
 from shop.orders.schemas import (
     ActorOut,
     AllocationOut,
@@ -117,6 +119,7 @@ async def orders_out(ids: list[int], principal: Principal | None = None) -> list
             allocations[a["order"]].append(
                 AllocationOut(member_id=a["member"], amount_fen=a["amount_fen"], refunded_fen=a["refunded_fen"])
             )
+    shipments = await briefs_for(ids, principal.supplier_id if supplier_view else None)  # type: ignore[union-attr]
     settings = get_settings()
     bank = BankOut(bank_name=settings.bank_name, account_name=settings.bank_account_name, account_no=settings.bank_account_no)
     out = []
@@ -141,6 +144,8 @@ async def orders_out(ids: list[int], principal: Principal | None = None) -> list
                     bank=bank if o["provider"] == "transfer" and not supplier_view else None,
                 ),
                 needs_refund=o["needs_refund"],
+                delivery=delivery_out(o),
+                shipments=shipments[i],
             )
         )
     return out

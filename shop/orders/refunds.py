@@ -37,12 +37,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
 import msgspec
 
 from budgets import ledger
 from common.errors import DomainError, invalid
+from shop.fulfilment import shipments
 from shop.orders import lifecycle
 from shop.orders.schemas import RefundIn, RefundLineOut, RefundOut, RefundShareOut
 from shop.orders.states import OrderAction, OrderStatus, RefundKind, RefundStatus
@@ -59,6 +61,10 @@ from shop.payments.provider import PaymentProviderError
 from shop.settings import Settings
 
 logger = logging.getLogger("shop.refunds")
+
+# Called inside the transaction that applies a refund, before the order's `refunded` event,
+# with the refund and the locked order rows (an after-sales request becomes `refunded`).
+OnApply = Callable[[dict, dict], Awaitable[None]]
 
 LATE = (OrderStatus.expired, OrderStatus.cancelled)
 
@@ -189,7 +195,9 @@ async def _fail(refund_id: int, error: str, now: datetime) -> None:
     ).where((Refund.id == refund_id) & (Refund.status == RefundStatus.pending))
 
 
-async def _apply(refund_id: int, status: str, reference: str, now: datetime, actor_id: int | None) -> None:
+async def _apply(
+    refund_id: int, status: str, reference: str, now: datetime, actor_id: int | None, on_apply: OnApply | None = None
+) -> None:
     """Step 3: the provider gave the money back (or it is owed): move our books."""
     first = await Refund.select(Refund.order).where(Refund.id == refund_id).first()
     async with Order._meta.db.transaction():
@@ -206,6 +214,8 @@ async def _apply(refund_id: int, status: str, reference: str, now: datetime, act
             )
             await Refund.update(done).where(Refund.id == refund_id)
             return
+        if on_apply is not None:
+            await on_apply(refund, order)
         lines = {l["id"]: l for l in await OrderLine.select().where(OrderLine.order == order["id"])}
         for line_id, qty in await _lines_of(refund_id):
             line = lines[line_id]
@@ -219,6 +229,7 @@ async def _apply(refund_id: int, status: str, reference: str, now: datetime, act
             if s:
                 await Allocation.update({Allocation.refunded_fen: Allocation.refunded_fen + s}).where(Allocation.id == a["id"])
         await ledger.refund(shares, year=order["year"], order_id=order["id"], at=now)
+        await shipments.cancel_refunded(order["id"])
         left = await OrderLine.count().where((OrderLine.order == order["id"]) & (OrderLine.refunded_quantity < OrderLine.quantity))
         await lifecycle.transition(
             order["id"],
@@ -237,7 +248,14 @@ async def _apply(refund_id: int, status: str, reference: str, now: datetime, act
 
 
 async def refund_order(
-    order_id: int, body: RefundIn, *, user_id: int | None, now: datetime, settings: Settings, key: str | None = None
+    order_id: int,
+    body: RefundIn,
+    *,
+    user_id: int | None,
+    now: datetime,
+    settings: Settings,
+    key: str | None = None,
+    on_apply: OnApply | None = None,
 ) -> dict:
     """Refund (part of) a paid order, or a late payment; returns the Refund row. With an
     Idempotency-Key, the same key and body again answer the same refund and move no
@@ -273,7 +291,7 @@ async def refund_order(
             refund_id=refund["id"],
             refund_status="failed" if definite else "pending",
         ) from exc
-    await _apply(refund["id"], result.status, result.reference, now, user_id)
+    await _apply(refund["id"], result.status, result.reference, now, user_id, on_apply)
     return await Refund.select().where(Refund.id == refund["id"]).first()
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import msgspec
 
 from common.schemas import Body, Id
+from shop.fulfilment.schemas import DeliveryOut, ShipmentBrief
 from shop.orders.states import OrderAction, OrderStatus
 
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
@@ -27,6 +28,7 @@ class OrderIn(Body):
     lines: Annotated[list[LineIn], msgspec.Meta(min_length=1, max_length=100)]
     members: Annotated[list[Id], msgspec.Meta(min_length=1, max_length=5000)] | None = None
     allocations: Annotated[list[AllocationIn], msgspec.Meta(min_length=1, max_length=5000)] | None = None
+    address_id: Id | None = None  # default: the branch's default delivery address
 
 
 class LineOut(msgspec.Struct, kw_only=True):
@@ -73,6 +75,8 @@ class OrderOut(msgspec.Struct, kw_only=True):
     allocations: list[AllocationOut]
     payment: PaymentOut
     needs_refund: bool = False
+    delivery: DeliveryOut | None = None
+    shipments: list[ShipmentBrief] = msgspec.field(default_factory=list)
 
 
 class OrderList(msgspec.Struct, kw_only=True):

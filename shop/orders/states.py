@@ -22,7 +22,15 @@ class OrderAction(StrEnum):
     paid = "paid"
     transfer_confirmed = "transfer_confirmed"
     late_payment = "late_payment"
+    shipped = "shipped"
+    received = "received"
+    after_sale_opened = "after_sale_opened"
+    after_sale_accepted = "after_sale_accepted"
+    after_sale_rejected = "after_sale_rejected"
     refunded = "refunded"
+    invoice_issued = "invoice_issued"
+    invoice_accepted = "invoice_accepted"
+    invoice_rejected = "invoice_rejected"
 
 
 class RefundStatus(StrEnum):

@@ -43,6 +43,12 @@ class Order(Table, tablename="shop_order"):
     payment_intent = Varchar(length=255, default="")
     # A payment that arrived after the order expired: money to give back, shown to admins.
     needs_refund = Boolean(default=False)
+    # where it goes: a copy of the branch's address when the order was placed ("" without one)
+    delivery_name = Varchar(length=40, default="")
+    delivery_phone = Varchar(length=32, default="")
+    delivery_address = Varchar(length=200, default="")
+    # the buyers were told that the hold ends within a day (set once, by the periodic job)
+    hold_warned = Boolean(default=False)
 
     order_idempotency_unique = Unique([branch, idempotency_key])
     order_status_known = Check(one_of("status", OrderStatus))
@@ -118,7 +124,7 @@ class OrderEvent(Table, tablename="shop_order_event"):
     action = Varchar(length=32)
     detail = Text(default="")
 
-    order_event_action_known = Check(one_of("action", OrderAction))
+    order_event_action_known_v2 = Check(one_of("action", OrderAction))
 
 
 class RefundLine(Table, tablename="shop_refund_line"):

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from budgets import ledger
+from shop.fulfilment import shipments
 from shop.orders import lifecycle
 from shop.orders.queries import shares_of
 from shop.orders.states import OrderAction
@@ -27,7 +28,8 @@ async def pay(
     payment_intent: str = "",
 ) -> None:
     """pending_payment -> paid inside the caller's transaction, the order row locked:
-    every held share becomes spent (ledger `capture`)."""
+    every held share becomes spent (ledger `capture`) and its lines become one shipment per
+    supplier."""
     values: dict[Any, Any] = {Order.paid_at: now}
     if payment_intent:
         values[Order.payment_intent] = payment_intent
@@ -35,6 +37,7 @@ async def pay(
         order["id"], action, at=now, actor_id=actor_id, detail=detail, values=values, locked=order
     )
     await ledger.capture(await shares_of(order["id"]), year=order["year"], order_id=order["id"], at=now)
+    await shipments.open_for_order(order, now)
     logger.info("order %s paid (%s)", order["id"], order["provider"])
 
 

@@ -12,6 +12,7 @@ from budgets.states import LedgerKind, Level
 from catalog.tables import ProductStatus
 from common.clock import SHANGHAI
 from shop.auth.tables import Role
+from shop.fulfilment.states import AfterSaleStatus, ShipmentStatus
 from shop.orders.states import OrderAction, OrderStatus, RefundStatus
 
 
@@ -56,7 +57,27 @@ ORDER_ACTIONS = _labels(
         OrderAction.transfer_confirmed: "确认转账到账",
         OrderAction.late_payment: "逾期到账（待退款）",
         OrderAction.refunded: "退款",
+        OrderAction.shipped: "发货",
+        OrderAction.received: "确认收货",
+        OrderAction.after_sale_opened: "申请售后",
+        OrderAction.after_sale_accepted: "售后同意",
+        OrderAction.after_sale_rejected: "售后驳回",
+        OrderAction.invoice_issued: "开具发票",
+        OrderAction.invoice_accepted: "发票确认",
+        OrderAction.invoice_rejected: "发票退回",
     },
+)
+SHIPMENT_STATES = _labels(
+    ShipmentStatus,
+    {
+        ShipmentStatus.awaiting_shipment: "待发货",
+        ShipmentStatus.shipped: "已发货",
+        ShipmentStatus.received: "已收货",
+        ShipmentStatus.cancelled: "已取消",
+    },
+)
+AFTER_SALE_STATES = _labels(
+    AfterSaleStatus, {AfterSaleStatus.open: "处理中", AfterSaleStatus.refunded: "已退款", AfterSaleStatus.rejected: "已驳回"}
 )
 LEVELS = _labels(Level, {Level.federation: "总工会", Level.district: "区级工会", Level.branch: "基层工会"})
 LEDGER_KINDS = _labels(

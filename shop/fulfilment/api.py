@@ -1,0 +1,149 @@
+"""After payment over HTTP: a branch's addresses and invoice profile (buyer), shipments
+(the supplier ships, the buyer receives) and after-sales requests."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, delete, get, patch, post, put
+from litestar.params import FromQuery, JSONBody
+
+from common.errors import DomainError
+from common.pagination import PAGINATION, Paging
+from common.schemas import PathId
+from shop.auth.guards import require_roles
+from shop.fulfilment import addresses, after_sales, invoice_profile, queries, shipments
+from shop.fulfilment.schemas import (
+    AddressIn,
+    AddressList,
+    AddressOut,
+    AddressPatch,
+    AfterSaleIn,
+    AfterSaleList,
+    AfterSaleOut,
+    InvoiceProfileIn,
+    InvoiceToOut,
+    RejectIn,
+    ShipIn,
+    ShipmentList,
+    ShipmentOut,
+)
+from shop.fulfilment.states import AfterSaleStatus, ShipmentStatus
+
+admin_or_supplier = require_roles("admin", "supplier")
+
+
+def branch_of(request: Request) -> int:
+    union_id = getattr(request.user, "union_id", None)
+    if union_id is None:
+        raise DomainError("forbidden", "this account is not attached to a branch")
+    return union_id
+
+
+class AddressController(Controller):
+    """The buyer's branch's delivery addresses."""
+
+    path = "/api/branch/addresses"
+
+    @get("/")
+    async def list(self, request: Request) -> AddressList:
+        items = await addresses.list_addresses(branch_of(request))
+        return AddressList(items=items, total=len(items))
+
+    @post("/")
+    async def create(self, request: Request, data: JSONBody[AddressIn]) -> AddressOut:
+        return await addresses.create_address(branch_of(request), data)
+
+    @patch("/{address_id:int}")
+    async def update(self, request: Request, address_id: PathId, data: JSONBody[AddressPatch]) -> AddressOut:
+        return await addresses.update_address(branch_of(request), address_id, data)
+
+    @delete("/{address_id:int}")
+    async def remove(self, request: Request, address_id: PathId) -> None:
+        await addresses.delete_address(branch_of(request), address_id)
+
+
+class InvoiceProfileController(Controller):
+    """Whom the branch's invoices are made out to; `null` until it is set."""
+
+    path = "/api/branch/invoice-profile"
+
+    @get("/")
+    async def show(self, request: Request) -> InvoiceToOut | None:
+        return await invoice_profile.get_profile(branch_of(request))
+
+    @put("/")
+    async def set(self, request: Request, data: JSONBody[InvoiceProfileIn]) -> InvoiceToOut:
+        return await invoice_profile.put_profile(
+            branch_of(request), data, user_id=request.user.id, now=request.app.state.clock()
+        )
+
+
+class SupplierShipmentController(Controller):
+    path = "/api/supplier/shipments"
+    dependencies = PAGINATION
+
+    @get("/")
+    async def list(self, request: Request, page: Paging, status: FromQuery[ShipmentStatus | None] = None) -> ShipmentList:
+        """The supplier's shipments, newest first, with the branch, the delivery address and the invoice title."""
+        items, total = await queries.list_for_supplier(
+            request.user.supplier_id, status=status, limit=page.limit, offset=page.offset
+        )
+        return ShipmentList(items=items, total=total)
+
+    @post("/{shipment_id:int}/ship", status_code=200)
+    async def ship(self, request: Request, shipment_id: PathId, data: JSONBody[ShipIn]) -> ShipmentOut:
+        """awaiting_shipment → shipped, with the carrier and the tracking number."""
+        await shipments.ship(
+            shipment_id, request.user, carrier=data.carrier, tracking_no=data.tracking_no, now=request.app.state.clock()
+        )
+        return await _one_shipment(request.user.supplier_id, shipment_id)
+
+
+async def _one_shipment(supplier_id: int, shipment_id: int) -> ShipmentOut:
+    items, _ = await queries.list_for_supplier(supplier_id, status=None, limit=1, offset=0, shipment_id=shipment_id)
+    return items[0]
+
+
+class ReceiptController(Controller):
+    path = "/api/shipments"
+
+    @post("/{shipment_id:int}/receive", status_code=204)
+    async def receive(self, request: Request, shipment_id: PathId) -> None:
+        """shipped → received (a buyer of the order's branch)."""
+        await shipments.receive(shipment_id, request.user, now=request.app.state.clock())
+
+
+class OrderAfterSaleController(Controller):
+    path = "/api/orders"
+
+    @post("/{order_id:int}/after-sales")
+    async def open(self, request: Request, order_id: PathId, data: JSONBody[AfterSaleIn]) -> AfterSaleOut:
+        """Ask for some of a paid order's lines back, with a reason."""
+        return await after_sales.open_request(order_id, request.user, data, now=request.app.state.clock())
+
+
+class AfterSaleController(Controller):
+    path = "/api/after-sales"
+    dependencies = PAGINATION
+
+    @get("/")
+    async def list(self, request: Request, page: Paging, status: FromQuery[AfterSaleStatus | None] = None) -> AfterSaleList:
+        items, total = await after_sales.list_requests(request.user, status=status, limit=page.limit, offset=page.offset)
+        return AfterSaleList(items=items, total=total)
+
+    @post("/{sale_id:int}/accept", status_code=200, guards=[admin_or_supplier])
+    async def accept(self, request: Request, sale_id: PathId) -> AfterSaleOut:
+        """Refund the request's lines as an admin refund would, and close it `refunded`."""
+        return await after_sales.accept(
+            sale_id, request.user, now=request.app.state.clock(), settings=request.app.state.settings
+        )
+
+    @post("/{sale_id:int}/reject", status_code=200, guards=[admin_or_supplier])
+    async def reject(self, request: Request, sale_id: PathId, data: JSONBody[RejectIn]) -> AfterSaleOut:
+        return await after_sales.reject(sale_id, request.user, data.reason, now=request.app.state.clock())
+
+
+ROUTES = {
+    "buyer": [AddressController, InvoiceProfileController, ReceiptController, OrderAfterSaleController],
+    "supplier": [SupplierShipmentController],
+    "any": [AfterSaleController],
+}
