@@ -17,6 +17,7 @@ from typing import Any
 
 from common.errors import DomainError
 from shop.auth.accounts import Principal
+from shop.fulfilment.schemas import clean_line
 from shop.fulfilment.states import ShipmentStatus as S
 from shop.fulfilment.tables import InvoiceProfile, Shipment
 from shop.notifications import notify
@@ -69,7 +70,7 @@ async def _move(shipment: dict[str, Any], source: S, values: dict[Any, Any]) -> 
 
 async def ship(shipment_id: int, principal: Principal, *, carrier: str, tracking_no: str, now: datetime) -> None:
     """The shipment's supplier sends it: awaiting_shipment -> shipped; the branch is told."""
-    carrier, tracking_no = carrier.strip(), tracking_no.strip()
+    carrier, tracking_no = clean_line(carrier, "carrier"), tracking_no.strip()
     async with Shipment._meta.db.transaction():
         shipment, order = await _locked(shipment_id)
         if shipment["supplier"] != principal.supplier_id:
