@@ -88,7 +88,8 @@ async def test_the_buyer_confirms_receipt(world):
     assert_problem(await world.supplier_user.post(f"/api/shipments/{tea['id']}/receive"), 403, "forbidden")
     assert_problem(await world.buyer.post("/api/shipments/424242/receive"), 404, "not_found")
     r = await world.buyer.post(f"/api/shipments/{tea['id']}/receive")
-    assert r.status_code == 204, r.text
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == tea["id"] and r.json()["status"] == "received" and r.json()["received_at"]
     assert_problem(await world.buyer.post(f"/api/shipments/{tea['id']}/receive"), 409, "invalid_state")
     now = await order_of(world.buyer, order["id"])
     assert shipment_of(now, world.supplier)["status"] == "received" and shipment_of(now, world.supplier)["received_at"]
@@ -127,7 +128,7 @@ async def test_auto_receive_happens_exactly_once(app, world):
     finally:
         app.state.clock = lambda: datetime.now(timezone.utc)
     # one of them is received by its buyer first; the other is left to the job
-    assert (await world.buyer.post(f"/api/shipments/{lychee['id']}/receive")).status_code == 204
+    assert (await world.buyer.post(f"/api/shipments/{lychee['id']}/receive")).status_code == 200
     settings = app.state.settings
     # not yet due: nothing happens a minute before the tenth day ends
     assert (await tick(sent + timedelta(days=10) - timedelta(minutes=1), settings))["shipments_received"] == 0

@@ -23,6 +23,7 @@ from shop.fulfilment.schemas import (
     InvoiceToOut,
     RejectIn,
     ShipIn,
+    ShipmentBrief,
     ShipmentList,
     ShipmentOut,
 )
@@ -106,10 +107,12 @@ async def _one_shipment(supplier_id: int, shipment_id: int) -> ShipmentOut:
 class ReceiptController(Controller):
     path = "/api/shipments"
 
-    @post("/{shipment_id:int}/receive", status_code=204)
-    async def receive(self, request: Request, shipment_id: PathId) -> None:
-        """shipped → received (a buyer of the order's branch)."""
-        await shipments.receive(shipment_id, request.user, now=request.app.state.clock())
+    @post("/{shipment_id:int}/receive", status_code=200)
+    async def receive(self, request: Request, shipment_id: PathId) -> ShipmentBrief:
+        """shipped → received (a buyer of the order's branch); answers the shipment as its order shows it."""
+        order_id = await shipments.receive(shipment_id, request.user, now=request.app.state.clock())
+        [shipment] = [s for s in (await queries.briefs_for([order_id]))[order_id] if s.id == shipment_id]
+        return shipment
 
 
 class OrderAfterSaleController(Controller):

@@ -87,14 +87,15 @@ async def ship(shipment_id: int, principal: Principal, *, carrier: str, tracking
         )
 
 
-async def receive(shipment_id: int, principal: Principal, *, now: datetime) -> None:
-    """A buyer of the order's branch confirms receipt: shipped -> received."""
+async def receive(shipment_id: int, principal: Principal, *, now: datetime) -> int:
+    """A buyer of the order's branch confirms receipt: shipped -> received. Returns the order's id."""
     async with Shipment._meta.db.transaction():
         shipment, order = await _locked(shipment_id)
         if order["branch"] != principal.union_id:
             raise DomainError("forbidden", "this shipment is for another branch")
         if not await _receive(shipment, order, now, actor_id=principal.id, detail=f"shipment {shipment_id}"):
             raise _refused(shipment, "received")
+    return shipment["order"]
 
 
 async def _receive(shipment: dict[str, Any], order: dict[str, Any], now: datetime, *, actor_id: int | None, detail: str) -> bool:
