@@ -24,6 +24,7 @@ from shop.db import connection_pool, redis_client
 from shop.errors import exception_handlers, problem, problem_details_plugin
 from shop.openapi import install as document_problems
 from shop.settings import Settings, get_settings
+from shop.web.render import page_aware
 
 logger = logging.getLogger("shop")
 
@@ -135,13 +136,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[*_route_handlers(), PrometheusController, web.static_files_router()],
         template_config=web.template_config(),
         csrf_config=web.csrf_config(settings),
+        compression_config=web.compression_config(),
         lifespan=[lifespan],
         on_startup=[document_problems],
         on_app_init=[jwt_auth.on_app_init],
         middleware=[prometheus.middleware],
         plugins=[problem_details_plugin()],
         before_request=strict_json_body,
-        exception_handlers=exception_handlers,
+        exception_handlers=page_aware(exception_handlers),  # an unknown page's address: a page, not JSON
         openapi_config=OpenAPIConfig(title="消费帮扶商城 API", version="1.0.0", path="/schema"),
         logging_config=LoggingConfig(
             root={"level": settings.log_level, "handlers": ["queue_listener"]},

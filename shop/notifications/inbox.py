@@ -24,10 +24,15 @@ class Inbox(msgspec.Struct, kw_only=True):
     unread: int
 
 
+async def unread_count(user_id: int) -> int:
+    """How many of the user's notifications are unread (the pages' bell)."""
+    return await Notification.count().where((Notification.user == user_id) & (Notification.read == False))  # noqa: E712
+
+
 async def inbox(user_id: int, *, unread_only: bool, limit: int, offset: int) -> Inbox:
     """The user's notifications, newest first, and how many are unread in all."""
     where = Notification.user == user_id
-    unread = await Notification.count().where(where & (Notification.read == False))  # noqa: E712
+    unread = await unread_count(user_id)
     if unread_only:
         where &= Notification.read == False  # noqa: E712
     rows = await Notification.select().where(where).order_by(Notification.id, ascending=False).limit(limit).offset(offset)

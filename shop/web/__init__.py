@@ -8,15 +8,14 @@ import hmac
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from litestar import Router
+from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
-from litestar.datastructures import CacheControlHeader
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from shop.settings import Settings
 from shop.web import ui
+from shop.web.assets import ASSETS, StaticFiles
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -24,6 +23,8 @@ STATIC = HERE / "static"
 
 # JSON (Bearer token) and operational paths are not forms: no CSRF token there.
 CSRF_EXCLUDE = ["^/api/", "^/health", "^/ready", "^/metrics", "^/schema", "^/static/"]
+# Paths that are not pages: their errors stay problem+json (everything else is a page).
+NOT_PAGES = ("/api/", "/health", "/ready", "/metrics", "/schema", "/static/")
 
 
 def template_config() -> TemplateConfig:
@@ -36,17 +37,25 @@ def template_config() -> TemplateConfig:
     )
     environment.filters.update(ui.filters())
     environment.globals.update(ui.globals_())
+    environment.globals["static"] = ASSETS.url  # a static file's hashed address
     return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
 
 
-def static_files_router() -> Router:
-    return create_static_files_router(
-        path="/static",
-        directories=[STATIC],
-        opt={"exclude_from_auth": True},
-        include_in_schema=False,
-        cache_control=CacheControlHeader(max_age=3600),
+def static_files_router() -> type[StaticFiles]:
+    """The static files: hashed names, cached for a year, gzipped ahead of time (`assets.py`)."""
+    return StaticFiles
+
+
+def compression_config() -> CompressionConfig:
+    """Pages are gzipped as they are sent (static files are gzipped once, ahead of time; the
+    API's answers and exports are left as they are)."""
+    return CompressionConfig(
+        backend="gzip", minimum_size=1024, gzip_compress_level=6, exclude=[f"^{p}" for p in NOT_PAGES]
     )
+
+
+def is_page_path(path: str) -> bool:
+    return not path.startswith(NOT_PAGES)
 
 
 def csrf_config(settings: Settings) -> CSRFConfig:

@@ -3,6 +3,7 @@ ticked members and the supplier's product form."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Request
@@ -14,6 +15,8 @@ from shop.web import ui
 
 BASKET_COOKIE = "shop_basket"
 BASKET_MAX_LINES = 50
+MEMBERS_COOKIE = "shop_members"  # the members ticked on the order form, kept while the buyer browses
+MEMBERS_COOKIE_MAX = 3800  # a cookie holds about 4 KB: a selection that does not fit is not kept
 IMPORT_MAX_BYTES = 8 * 1024 * 1024
 
 def page_number(value: str | None) -> int:
@@ -45,6 +48,83 @@ def read_basket(request: Request) -> dict[int, int]:
 def basket_cookie(basket: dict[int, int]) -> Cookie:
     value = ".".join(f"{pid}-{qty}" for pid, qty in basket.items())
     return Cookie(key=BASKET_COOKIE, value=value, path="/", httponly=True, samesite="strict", max_age=30 * 24 * 3600 if value else 0)
+
+
+@dataclass
+class Selection:
+    """The order form's members: who is ticked, how the total is split (`even`, or `custom`
+    amounts in fen per member), as posted or as kept in the cookie."""
+
+    members: list[int] = field(default_factory=list)
+    split: str = "even"
+    amounts: dict[int, int] = field(default_factory=dict)  # custom: the amounts understood
+    typed: dict[int, str] = field(default_factory=dict)  # custom: what was typed, as typed
+    problems: dict[int, str] = field(default_factory=dict)  # custom: amounts not understood
+
+
+def _ranges(ids: list[int]) -> list[str]:
+    """[3, 4, 5, 9] -> ["3-5", "9"] (a branch's members are mostly numbered in a row)."""
+    out: list[str] = []
+    for number in sorted(set(ids)):
+        if out and "-" in out[-1] and int(out[-1].split("-")[1]) == number - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{number}"
+        elif out and "-" not in out[-1] and int(out[-1]) == number - 1:
+            out[-1] = f"{out[-1]}-{number}"
+        else:
+            out.append(str(number))
+    return out
+
+
+def selection_cookie(selection: Selection) -> Cookie:
+    """`e:3-5.9` (an even split over members 3, 4, 5 and 9) or `c:3~5000.4~2500` (amounts in fen)."""
+    if selection.split == "custom":
+        body = ".".join(f"{m}~{selection.amounts[m]}" if m in selection.amounts else str(m) for m in selection.members)
+    else:
+        body = ".".join(_ranges(selection.members))
+    value = f"{'c' if selection.split == 'custom' else 'e'}:{body}" if selection.members else ""
+    if len(value) > MEMBERS_COOKIE_MAX:
+        value = ""
+    return Cookie(key=MEMBERS_COOKIE, value=value, path="/", httponly=True, samesite="strict", max_age=7 * 24 * 3600 if value else 0)
+
+
+def read_selection_cookie(request: Request) -> Selection:
+    raw = request.cookies.get(MEMBERS_COOKIE, "")
+    mode, _, body = raw.partition(":")
+    selection = Selection(split="custom" if mode == "c" else "even")
+    for item in body.split(".") if body else []:
+        if selection.split == "custom":
+            member, _, fen = item.partition("~")
+            member_id, amount = int_or_none(member), int_or_none(fen, 1, 100_000_000)
+            if member_id and member_id not in selection.members:
+                selection.members.append(member_id)
+                if amount:
+                    selection.amounts[member_id] = amount
+                    selection.typed[member_id] = ui.yuan_plain(amount)
+        else:
+            low, _, high = item.partition("-")
+            first, last = int_or_none(low), int_or_none(high or low)
+            if first and last and 0 <= last - first < 10_000:
+                selection.members.extend(m for m in range(first, last + 1) if m not in selection.members)
+        if len(selection.members) > 5000:
+            break
+    return selection
+
+
+def selection_from_form(form: Any) -> Selection:
+    """The ticked members, the split and, for a custom split, each ticked member's amount."""
+    selection = Selection(members=selected_members(form), split="custom" if form.get("split") == "custom" else "even")
+    if selection.split == "custom":
+        for member_id in selection.members:
+            typed = str(form.get(f"amount-{member_id}") or "").strip()[:32]
+            selection.typed[member_id] = typed
+            fen, problem = ui.read_yuan(typed)
+            if problem:
+                selection.problems[member_id] = "请填写金额" if not typed else problem
+            elif not fen:
+                selection.problems[member_id] = "金额须大于 0"
+            else:
+                selection.amounts[member_id] = fen
+    return selection
 
 
 def form_values(form: Any, key: str) -> list[Any]:
@@ -95,9 +175,11 @@ def product_form(form: Any, *, editing: bool = False) -> tuple[dict[str, Any], d
         problems["category"] = "请选择品类"
     if not raw["region"]:
         problems["region"] = "请选择产地"
-    price = ui.parse_yuan(raw["price"])
-    if price is None or not 1 <= price <= 100_000_00:
-        problems["price"] = "请填写价格（元），如 88 或 88.50，最高 100000 元"
+    price, price_problem = ui.read_yuan(raw["price"])
+    if price_problem:
+        problems["price"] = f"价格：{price_problem}"
+    elif price is None or not 1 <= price <= 100_000_00:
+        problems["price"] = "价格须在 0.01 元到 100000 元之间"
     stock = int_or_none(raw["stock"], 0, 1_000_000)
     if stock is None:
         problems["stock"] = "请填写库存数量（0 到 1000000 的整数）"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from litestar import Controller, Request, Response
 from litestar.datastructures import Cookie
@@ -16,7 +16,9 @@ from budgets import checks, ledger
 from common.errors import DomainError
 from shop.auth.accounts import Principal
 from shop.auth.tokens import principal_of
+from shop.db import database_unreachable
 from shop.errors import CODES, path_id_out_of_range
+from shop.notifications.inbox import unread_count
 from shop.web import ui
 from shop.web.forms import int_or_none
 
@@ -27,20 +29,44 @@ PAGE_SIZE = 20
 HOME = {"buyer": "/shop", "supplier": "/supplier/products", "admin": "/admin/reviews", "auditor": "/reports/targets"}
 
 NAV: dict[str | None, list[tuple[str, str]]] = {
-    "buyer": [("/shop", "采购下单"), ("/orders", "我的订单"), ("/members", "会员"), ("/budget", "年度额度"), ("/products", "商品目录")],
-    "supplier": [("/supplier/products", "我的商品"), ("/supplier/orders", "订单"), ("/products", "商品目录")],
+    "buyer": [
+        ("/shop", "采购下单"),
+        ("/orders", "我的订单"),
+        ("/after-sales", "售后"),
+        ("/members", "会员"),
+        ("/budget", "年度额度"),
+        ("/addresses", "收货与开票"),
+        ("/products", "商品目录"),
+    ],
+    "supplier": [
+        ("/supplier/products", "我的商品"),
+        ("/supplier/shipments", "发货"),
+        ("/supplier/orders", "订单"),
+        ("/after-sales", "售后"),
+        ("/products", "商品目录"),
+    ],
     "admin": [
         ("/admin/reviews", "商品审核"),
+        ("/admin/products", "商品管理"),
         ("/admin/orders", "收款与退款"),
+        ("/after-sales", "售后"),
         ("/admin/policy", "额度政策"),
         ("/admin/targets", "帮扶目标"),
         ("/reports/targets", "目标完成"),
         ("/audit/members", "额度审计"),
         ("/audit/ledger", "额度流水"),
+        ("/audit/trail", "操作记录"),
         ("/orders", "订单"),
         ("/admin/users", "账号"),
     ],
-    "auditor": [("/reports/targets", "目标完成"), ("/audit/members", "额度审计"), ("/audit/ledger", "额度流水"), ("/orders", "订单")],
+    "auditor": [
+        ("/reports/targets", "目标完成"),
+        ("/audit/members", "额度审计"),
+        ("/audit/ledger", "额度流水"),
+        ("/audit/trail", "操作记录"),
+        ("/orders", "订单"),
+        ("/after-sales", "售后"),
+    ],
     None: [("/products", "商品目录")],
 }
 
@@ -56,6 +82,15 @@ NOTICES = {
     "bye": "已退出登录。",
     "password": "密码已修改，其他设备上的登录已失效。",
     "reset": "密码已重置，该账号原有的登录已失效。",
+    "address": "收货地址已保存。",
+    "address_deleted": "收货地址已删除。",
+    "invoice_profile": "发票抬头已保存。",
+    "refunded": "退款已完成，金额已按比例退回会员额度。",
+    "after_sale": "售后申请已提交，等待供应商或管理员处理。",
+    "received": "已确认收货。",
+    "shipped": "已发货，采购单位会收到通知。",
+    "delisted": "商品已下架。",
+    "read": "通知已全部标为已读。",
 }
 
 
@@ -111,6 +146,7 @@ def render(
         context={
             "user": user,
             "nav": NAV.get(user.role if user else None, NAV[None]),
+            "unread": getattr(request.state, "unread", 0) if user else 0,
             "path": request.url.path,
             "qs": lambda **changes: query_url(request, **changes),
             **context,
@@ -162,10 +198,29 @@ def error_page(request: Request, status: int, title: str, details: list[str] | N
     return render(request, "error.html", status_code=status, title=title, details=details or [], status=status)
 
 
+def _where_they_were(request: Request) -> str | None:
+    """The page to come back to after logging in: this page (a GET), the page an HTMX click
+    or a form was sent from (HX-Current-URL, Referer), if it is one of this site's."""
+    if request.method == "GET" and not is_htmx(request):
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return here if request.url.path != "/" else None
+    came_from = request.headers.get("hx-current-url") or request.headers.get("referer") or ""
+    parts = urlsplit(came_from)
+    if parts.netloc and parts.netloc != request.url.netloc:
+        return None
+    back = safe_next(parts.path + (f"?{parts.query}" if parts.query else ""))
+    return back if back and not back.startswith("/login") else None
+
+
 def _unauthenticated(request: Request, exc: Exception) -> Response:
-    target = "/login"
-    if request.method == "GET" and request.url.path != "/":
-        target += "?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
+    """To the login page, saying why when a session was there but no longer counts (expired,
+    logged out elsewhere, password changed), and coming back here afterwards."""
+    params = {}
+    if back := _where_they_were(request):
+        params["next"] = back
+    if request.cookies.get("shop_token"):
+        params["expired"] = "1"
+    target = "/login" + ("?" + urlencode(params, quote_via=quote) if params else "")
     if is_htmx(request):
         return Response(content=None, status_code=200, headers={"HX-Redirect": target})
     return Redirect(path=target, status_code=303)
@@ -207,6 +262,9 @@ def _http(request: Request, exc: HTTPException) -> Response:
 
 
 def _unexpected(request: Request, exc: Exception) -> Response:
+    if database_unreachable(exc):
+        logger.warning("database unreachable on page %s %s: %r", request.method, request.url.path, exc)
+        return error_page(request, 503, "服务暂时不可用，请稍后再试", ["数据库暂时无法连接，刚才的操作没有生效。"])
     logger.exception("unhandled error on page %s %s", request.method, request.url.path, exc_info=exc)
     return error_page(request, 500, "系统出错了，已记录，请稍后再试")
 
@@ -224,8 +282,36 @@ PAGE_EXCEPTION_HANDLERS = {
 }
 
 
+def page_aware(api_handlers: dict[Any, Any]) -> dict[Any, Any]:
+    """The app's own exception handlers (errors no route answered: an unknown address, a
+    method a path does not take): a page for every path that is not the API's."""
+    from shop.web import is_page_path
+
+    def on_http(request: Request, exc: HTTPException) -> Response:
+        if not is_page_path(request.url.path):
+            return api_handlers[HTTPException](request, exc)
+        status = exc.status_code
+        handler = {401: _unauthenticated, 403: _forbidden, 404: _not_found, 405: _not_found, 400: _bad_request}.get(status, _http)
+        return handler(request, exc)
+
+    def on_any(request: Request, exc: Exception) -> Response:
+        if not is_page_path(request.url.path):
+            return api_handlers[Exception](request, exc)
+        return _unexpected(request, exc)
+
+    return {**api_handlers, HTTPException: on_http, Exception: on_any}
+
+
+async def before_page(request: Request) -> None:
+    """Before a page: how many of the user's notifications are unread (the bell in the top bar)."""
+    user = user_of(request)
+    if user is not None and not is_htmx(request) and request.method == "GET":
+        request.state.unread = await unread_count(user.id)
+
+
 class Page(Controller):
     """Every page: HTML errors (a login redirect, a 403 page) instead of problem+json."""
 
     exception_handlers = PAGE_EXCEPTION_HANDLERS
     include_in_schema = False
+    before_request = before_page

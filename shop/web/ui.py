@@ -4,86 +4,26 @@ explained in Chinese. No floats near money: fen are integers, yuan are text."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
-from budgets.states import LedgerKind, Level
-from catalog.tables import ProductStatus
 from common.clock import SHANGHAI
-from shop.auth.tables import Role
-from shop.fulfilment.states import AfterSaleStatus, ShipmentStatus
-from shop.orders.states import OrderAction, OrderStatus, RefundStatus
+from shop.labels import (  # noqa: F401  (the pages' names for states, one word for each thing)
+    AFTER_SALE_STATES,
+    LEDGER_KINDS,
+    LEVELS,
+    ORDER_ACTIONS,
+    ORDER_STATES,
+    PRODUCT_STATES,
+    PROVIDERS,
+    REFUND_STATES,
+    ROLE_NAMES,
+    SHIPMENT_STATES,
+    TRAIL_ACTIONS,
+)
 
 
-def _labels(enum: type[StrEnum], labels: dict[Any, str]) -> dict[str, str]:
-    missing = set(enum) - set(labels)
-    if missing:
-        raise RuntimeError(f"no page label for {sorted(missing)}")
-    return {str(k): v for k, v in labels.items()}
-
-
-# Page labels, keyed by the same StrEnums the tables and schemas use (a new state
-# without a label fails here, at import, not on a page).
-ROLE_NAMES = _labels(Role, {Role.admin: "管理员", Role.buyer: "基层工会采购员", Role.supplier: "供应商", Role.auditor: "审计"})
-ORDER_STATES = _labels(
-    OrderStatus,
-    {
-        OrderStatus.pending_payment: "待付款",
-        OrderStatus.paid: "已付款",
-        OrderStatus.cancelled: "已取消",
-        OrderStatus.expired: "已过期",
-        OrderStatus.partially_refunded: "部分退款",
-        OrderStatus.refunded: "已退款",
-    },
-)
-PRODUCT_STATES = _labels(
-    ProductStatus,
-    {
-        ProductStatus.draft: "草稿",
-        ProductStatus.pending_review: "待审核",
-        ProductStatus.listed: "已上架",
-        ProductStatus.rejected: "已驳回",
-        ProductStatus.delisted: "已下架",
-    },
-)
-ORDER_ACTIONS = _labels(
-    OrderAction,
-    {
-        OrderAction.placed: "下单",
-        OrderAction.cancelled: "取消",
-        OrderAction.expired: "超时关闭",
-        OrderAction.paid: "在线支付成功",
-        OrderAction.transfer_confirmed: "确认转账到账",
-        OrderAction.late_payment: "逾期到账（待退款）",
-        OrderAction.refunded: "退款",
-        OrderAction.shipped: "发货",
-        OrderAction.received: "确认收货",
-        OrderAction.after_sale_opened: "申请售后",
-        OrderAction.after_sale_accepted: "售后同意",
-        OrderAction.after_sale_rejected: "售后驳回",
-        OrderAction.invoice_issued: "开具发票",
-        OrderAction.invoice_accepted: "发票确认",
-        OrderAction.invoice_rejected: "发票退回",
-    },
-)
-SHIPMENT_STATES = _labels(
-    ShipmentStatus,
-    {
-        ShipmentStatus.awaiting_shipment: "待发货",
-        ShipmentStatus.shipped: "已发货",
-        ShipmentStatus.received: "已收货",
-        ShipmentStatus.cancelled: "已取消",
-    },
-)
-AFTER_SALE_STATES = _labels(
-    AfterSaleStatus, {AfterSaleStatus.open: "处理中", AfterSaleStatus.refunded: "已退款", AfterSaleStatus.rejected: "已驳回"}
-)
-LEVELS = _labels(Level, {Level.federation: "总工会", Level.district: "区级工会", Level.branch: "基层工会"})
-LEDGER_KINDS = _labels(
-    LedgerKind, {LedgerKind.hold: "占用", LedgerKind.capture: "扣减", LedgerKind.release: "释放", LedgerKind.refund: "退回"}
-)
-PROVIDERS = {"transfer": "对公转账", "stripe": "在线支付"}
 CATEGORY_GLYPHS = {
     "fruit": "果",
     "tea": "茶",
@@ -95,12 +35,6 @@ CATEGORY_GLYPHS = {
     "snack": "食",
     "other": "品",
 }
-REFUND_STATES = _labels(
-    RefundStatus,
-    {RefundStatus.pending: "处理中", RefundStatus.succeeded: "已退款", RefundStatus.owed: "待退（转账）", RefundStatus.failed: "失败"},
-)
-
-
 # --- money ---------------------------------------------------------------------------
 
 
@@ -138,18 +72,41 @@ def yuan_plain(fen: int | None) -> str:
     return f"{'-' if fen < 0 else ''}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
 
-_YUAN = re.compile(r"^(\d{1,12})(?:\.(\d{1,2}))?$")
+_PLAIN = re.compile(r"\d{1,12}(?:\.\d+)?")
+_GROUPED = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")  # thousands separated: 1,234.50
+
+
+def read_yuan(text: str | None) -> tuple[int | None, str | None]:
+    """An amount of yuan as people type it -> (fen, None), or (None, what is wrong, in Chinese).
+
+    Understood exactly: "88", "88.5", "45.5元", "¥1,234.50", full-width digits and signs
+    ("￥４５"). A comma only separates thousands (groups of three), so "45,00" or "¥45,00" is
+    refused rather than guessed (it is not 4500 yuan); more than two decimals are refused."""
+    if text is None:
+        return None, "请填写金额"
+    cleaned = unicodedata.normalize("NFKC", str(text)).strip()
+    cleaned = cleaned.removeprefix("¥").strip().removesuffix("元").strip()
+    if not cleaned:
+        return None, "请填写金额"
+    if "," in cleaned and not _GROUPED.fullmatch(cleaned):
+        return None, "逗号只能用来分隔千位（如 1,234.50）；小数请用小数点，如 45.00"
+    plain = cleaned.replace(",", "")
+    if not _PLAIN.fullmatch(plain):
+        return None, "请填写数字金额，如 88 或 88.50"
+    whole, _, cents = plain.partition(".")
+    if len(cents) > 2:
+        return None, "金额最多两位小数（到分）"
+    return int(whole) * 100 + int(cents.ljust(2, "0")), None
 
 
 def parse_yuan(text: str | None) -> int | None:
-    """ "88", "88.5", "¥1,088.50" -> fen; None when it is not an amount of yuan."""
-    if text is None:
-        return None
-    cleaned = text.strip().replace(",", "").replace("，", "").lstrip("¥￥").strip()
-    match = _YUAN.fullmatch(cleaned)
-    if not match:
-        return None
-    return int(match[1]) * 100 + int((match[2] or "0").ljust(2, "0"))
+    """ "88", "88.5", "¥1,088.50" -> fen; None when it is not exactly an amount of yuan."""
+    return read_yuan(text)[0]
+
+
+def price_change_pct(old_fen: int, new_fen: int) -> int:
+    """How far a price moved, in whole percent of the old one (rounded towards zero)."""
+    return int((new_fen - old_fen) * 100 / old_fen) if old_fen else 0
 
 
 def percent(part: int, whole: int | None) -> str:

@@ -34,11 +34,16 @@ class LoginPages(Page):
     opt = {"exclude_from_auth": True}
 
     @get("/login")
-    async def login_form(self, request: Request, next: FromQuery[str | None] = None) -> Template | Redirect:
+    async def login_form(
+        self, request: Request, next: FromQuery[str | None] = None, expired: FromQuery[str | None] = None
+    ) -> Template | Redirect:
         user = await optional_user(request)
         if user is not None:
             return Redirect(path=safe_next(next) or HOME[user.role], status_code=303)
-        return render(request, "login.html", user=None, username="", next=safe_next(next) or "", nav=NAV[None])
+        why = None
+        if expired == "1":
+            why = "登录已过期，请重新登录。" + ("登录后将回到刚才的页面。" if safe_next(next) else "")
+        return render(request, "login.html", user=None, username="", next=safe_next(next) or "", nav=NAV[None], expired=why)
 
     @post("/login", status_code=200)
     async def login(self, request: Request) -> Response:
@@ -47,16 +52,19 @@ class LoginPages(Page):
         password = str(form.get("password") or "")
         target = safe_next(str(form.get("next") or ""))
         if not username or not password:
-            return render(request, "login.html", status_code=400, username=username, next=target or "", error="请输入用户名和密码。")
+            return render(
+                request, "login.html", status_code=400, username=username, next=target or "", error="请输入用户名和密码。", expired=None
+            )
         if len(username) > 100 or len(password) > 128:
-            return render(request, "login.html", status_code=401, username="", next=target or "", error="用户名或密码错误。")
+            return render(request, "login.html", status_code=401, username="", next=target or "", error="用户名或密码错误。", expired=None)
         try:
             principal = await accounts.login_attempt(request, username, password)
         except ProblemDetailsException as exc:
             code = (exc.extra or {}).get("code") if isinstance(exc.extra, dict) else None
             message = "登录尝试次数过多，请一分钟后再试。" if code == "rate_limited" else "用户名或密码错误。"
             return render(
-                request, "login.html", status_code=exc.status_code, username=username, next=target or "", error=message, headers=exc.headers
+                request, "login.html", status_code=exc.status_code, username=username, next=target or "", error=message,
+                headers=exc.headers, expired=None,
             )
         return Redirect(path=target or HOME[principal.role], status_code=303, cookies=[token_cookie(request, principal)])
 

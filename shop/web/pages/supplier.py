@@ -10,6 +10,7 @@ from litestar.response import Redirect, Template
 
 from catalog import regions, suppliers
 from catalog import service as catalog
+from catalog.tables import ProductStatus
 from common.errors import DomainError
 from common.schemas import PathId
 from shop.orders import queries
@@ -27,12 +28,26 @@ async def _posted_product(request: Request, *, editing: bool = False) -> tuple[d
     return values, problems, {f: str(form.get(f) or "") for f in PRODUCT_FIELDS}
 
 
+def _big_change(old_fen: int, new_fen: int) -> bool:
+    """A listed product's price moving by more than half (either way) is confirmed first."""
+    return new_fen * 2 < old_fen or new_fen * 2 > old_fen * 3
+
+
 class SupplierPages(Page):
     async def _regions_of_supplier(self, request: Request) -> list[Any]:
         supplier = await suppliers.get_supplier(request.user.supplier_id)
         return [await regions.get_region(code) for code in supplier.regions]
 
-    async def _form(self, request: Request, product: Any | None, values: dict[str, Any], problems: dict[str, str], error: Any = None, status_code: int = 200) -> Template:
+    async def _form(
+        self,
+        request: Request,
+        product: Any | None,
+        values: dict[str, Any],
+        problems: dict[str, str],
+        error: Any = None,
+        status_code: int = 200,
+        price_change: dict[str, int] | None = None,
+    ) -> Template:
         return render(
             request,
             "supplier_product_form.html",
@@ -41,6 +56,7 @@ class SupplierPages(Page):
             values=values,
             problems=problems,
             error=error,
+            price_change=price_change,
             regions=await self._regions_of_supplier(request),
             categories=regions.CATEGORIES,
         )
@@ -94,6 +110,12 @@ class SupplierPages(Page):
         values, problems, shown = await _posted_product(request, editing=True)
         if problems:
             return await self._form(request, product, shown, problems, status_code=400)
+        new_price = values["price_fen"]
+        if product.status == ProductStatus.listed and _big_change(product.price_fen, new_price):
+            form = await request.form()
+            if str(form.get("confirm_price") or "") != str(new_price):  # said once, then confirmed
+                change = {"old": product.price_fen, "new": new_price, "pct": ui.price_change_pct(product.price_fen, new_price)}
+                return await self._form(request, product, shown, {}, status_code=200, price_change=change)
         try:
             await catalog.update_product(request.user.supplier_id, product_id, values)
         except DomainError as exc:
