@@ -17,7 +17,7 @@ from piccolo.query import OrderByRaw
 from budgets.ledger import LEDGER_COLUMNS, MOVES, Verification, verify_ledger
 from budgets.policy import CAP_IN_FORCE_SQL, cap_for_year
 from budgets.states import LedgerKind
-from budgets.tables import LedgerEntry, MemberBudget
+from budgets.tables import LedgerEntry, Member, MemberBudget
 from budgets.unions import subtree_prefix
 from common import sql
 from common.clock import SHANGHAI
@@ -193,6 +193,26 @@ async def ledger_batches(
             if len(rows) < sql.BATCH:
                 return
             after = rows[-1]["seq"]
+
+
+async def find_members(root_id: int | None, text: str, limit: int = 20) -> list[dict]:
+    """Members in `root_id`'s subtree (None: all) as people name them: the member number
+    (whole, any case) or part of the name; exact numbers first. Each `{member_id, member_no,
+    name, union_code}` (the auditor's ledger filter)."""
+    text = text.strip()
+    if not text:
+        return []
+    where = WhereRaw(
+        'LOWER("budget_member"."member_no") = {} OR LOWER("budget_member"."name") LIKE {} ESCAPE \'!\'',
+        text.lower(),
+        sql.like_pattern(text),
+    )
+    query = Member.select(Member.id, Member.member_no, Member.name, Member.union.code).where(where)
+    if root_id is not None:
+        query = query.where(Member.union.path.like(await subtree_prefix(root_id) + "%"))
+    rows = await query.order_by(Member.member_no).order_by(Member.id).limit(limit)
+    found = [{"member_id": r["id"], "member_no": r["member_no"], "name": r["name"], "union_code": r["union.code"]} for r in rows]
+    return sorted(found, key=lambda m: m["member_no"].lower() != text.lower())
 
 
 async def verify_scope(root_id: int | None, year: int | None) -> Verification:

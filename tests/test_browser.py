@@ -191,9 +191,9 @@ def auditor_flow(page, server, shots, w):
     bar = tree.locator("tr", has_text="GZ-YX工会").first.locator(".bar .progress")
     expect(bar).to_have_class(re.compile(r"\bgood\b"))
     assert bar.evaluate("el => el.style.width") == "80%"
-    chart = page.locator("svg.chart")
+    chart = page.locator("#chart")
     expect(chart).to_be_visible()
-    expect(chart.locator("g")).to_have_count(2)  # the federation's two districts
+    expect(chart.locator("li")).to_have_count(2)  # the federation's two districts
     expect(chart).to_contain_text("75.0%")
     page.screenshot(path=str(shots / "auditor_targets.png"), full_page=True)
 

@@ -258,13 +258,18 @@ async def test_placing_an_order_through_the_form(client, world):
     assert order["payment_reference"] in text and "¥150.02" in text
     assert "职工A0" in text and "¥75.01" in text  # the distribution list
     assert "订单记录" in text and "下单" in text and world.buyer.user["username"] in text  # the order's history
+    # unpaid: the shares are a plan, not yet a 发放清单 to download
+    assert "付款后成为发放清单" in text and "distribution?format=csv" not in r.text
+    r = await world.admin.post(f"/api/admin/orders/{order['id']}/confirm-transfer", json={"reference": order["payment_reference"]})
+    assert r.status_code == 200, r.text
+    r = await client.get(f"/orders/{order['id']}")
     assert f"/api/orders/{order['id']}/distribution?format=csv" in r.text
     assert f"/api/orders/{order['id']}/distribution?format=xlsx" in r.text
     r = await client.get(f"/api/orders/{order['id']}/distribution?format=csv")  # the download link works with the cookie
     assert r.status_code == 200 and "职工A0" in r.content.decode("utf-8-sig")
     r = await client.get("/orders")
-    assert f"/orders/{order['id']}" in r.text and "¥150.02" in r.text and "待付款" in r.text
-    assert "#" + str(order["id"]) not in (await client.get("/orders", params={"status": "paid"})).text
+    assert f"/orders/{order['id']}" in r.text and "¥150.02" in r.text and "已付款" in r.text
+    assert "#" + str(order["id"]) not in (await client.get("/orders", params={"status": "pending_payment"})).text
 
 
 async def test_an_order_over_the_cap_is_refused_in_chinese_and_changes_nothing(client, world, admin):
@@ -478,7 +483,7 @@ async def test_admin_refunds_a_late_payment_from_the_list(client, world):
     await Order.update({Order.needs_refund: True}).where(Order.id == order["id"])  # the transfer came in anyway
     await page_login(client, "admin", "admin-password")
     r = await client.get("/admin/orders")
-    assert "需要退款的订单（1）" in r.text and f'id="late-{order["id"]}"' in r.text
+    assert "需要退款的订单（<span id=\"late-count\">1</span>）" in r.text and f'id="late-{order["id"]}"' in r.text
     r = await post_form(client, f"/admin/orders/{order['id']}/refund", htmx=True)
     assert r.status_code == 200 and "已发起退款" in r.text
     r = await client.get(f"/orders/{order['id']}")
@@ -517,7 +522,7 @@ async def test_auditor_sees_targets_as_bars_members_and_the_ledger(client, world
     assert "消费帮扶目标完成情况" in text and "GZ-TH工会" in text and "GZ-TH-001工会" in text
     assert "MM-001工会" not in text  # outside the auditor's subtree
     assert "25.0%" in text and "¥400.00" in text and "¥100.00" in text
-    assert "<svg" in r.text and 'class="progress mid"' not in r.text and 'class="progress low"' in r.text
+    assert "chart-row" in r.text and 'class="progress mid"' not in r.text and 'class="progress low"' in r.text
     assert f"/api/reports/targets?year={year}&amp;union_id={world.district}&amp;format=csv" in r.text
     r = await client.get("/audit/members", params={"min_ratio": "0"})
     assert "职工A0" in text_of(r.text) and "16.7%" in text_of(r.text)

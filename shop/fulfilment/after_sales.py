@@ -208,11 +208,16 @@ async def _scope(principal: Principal) -> Any | None:
     return None if where is None else AfterSale.order.is_in(Order.select(Order.id).where(where))
 
 
-async def list_requests(principal: Principal, *, status: S | None, limit: int, offset: int) -> tuple[list[AfterSaleOut], int]:
-    """Buyer: its branch's; supplier: those on its lines; auditor: its subtree's; admin: all."""
+async def list_requests(
+    principal: Principal, *, status: S | None, limit: int, offset: int, order_id: int | None = None
+) -> tuple[list[AfterSaleOut], int]:
+    """Buyer: its branch's; supplier: those on its lines; auditor: its subtree's; admin: all
+    (`order_id`: only that order's, as its page shows them)."""
     where = [w for w in [await _scope(principal)] if w is not None]
     if status is not None:
         where.append(AfterSale.status == status)
+    if order_id is not None:
+        where.append(AfterSale.order == order_id)
     query, count = AfterSale.select(), AfterSale.count()
     for clause in where:
         query, count = query.where(clause), count.where(clause)

@@ -192,6 +192,14 @@ FIELD_NAMES = {
     "password": "密码",
     "old_password": "当前密码",
     "new_password": "新密码",
+    "phone": "电话",
+    "address": "地址",
+    "address_id": "收货地址",
+    "tax_no": "纳税人识别号",
+    "carrier": "快递公司",
+    "tracking_no": "运单号",
+    "allocations": "分摊金额",
+    "line_id": "商品",
 }
 
 # The services' English messages that people meet most, in Chinese (everything else is
@@ -214,7 +222,27 @@ _TRANSLATIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^does not match the order's transfer reference$"), "与订单的转账附言不一致"),
     (re.compile(r"^reference: does not match the order's transfer reference$"), "转账附言与订单不一致"),
     (re.compile(r"^the supplier is not certified for region .*$"), "该供应商没有此产地的认证"),
-    (re.compile(r"^an order that is (\w+) cannot be (cancelled|paid)$"), "订单当前为“{state}”，不能{action}"),
+    (re.compile(r"^an order that is (\w+) cannot be (.+)$"), "订单当前为“{state}”，不能{action}"),
+    (re.compile(r"^a shipment that is (\w+) cannot be (shipped|received)$"), "包裹当前为“{shipment}”，不能{verb}"),
+    (re.compile(r"^an after-sales request that is (\w+) cannot be (accepted|rejected)$"), "售后申请当前为“{sale}”，不能{verb}"),
+    (re.compile(r"^this request was accepted and its refund is under way$"), "该申请已同意，退款正在处理中，不能再驳回"),
+    (re.compile(r"^more than is neither refunded nor already asked for would be taken back$"), "申请数量超过了可申请的数量（已退或已在其他售后申请中的不能再申请）"),
+    (re.compile(r"^more than is left on the line\(s\) would be refunded$"), "退款数量超过了该商品剩余可退的数量"),
+    (re.compile(r"^nothing is left to refund on this order$"), "该订单已没有可退的金额"),
+    (re.compile(r"^refund #(\d+) of (\d+) fen is still pending.*$"), r"第 \1 笔退款仍在等待支付机构处理，请先完成它"),
+    (re.compile(r"^the payment provider refused the refund.*$"), "支付机构拒绝了退款，未退任何款项"),
+    (re.compile(r"^the payment provider could not be reached; the refund is pending.*$"), "暂时无法连接支付机构，退款处理中：请稍后再点一次完成它"),
+    (re.compile(r"^only an admin, or the supplier of every line in it, decides this request$"), "只有管理员或申请中全部商品的供应商可以处理"),
+    (re.compile(r"^this shipment is another supplier's$"), "这是其他供应商的包裹"),
+    (re.compile(r"^this shipment is for another branch$"), "这是其他单位的包裹"),
+    (re.compile(r"^is not a mainland mobile number.*$"), "不是有效的电话号码：请填写 11 位手机号，或带区号的固定电话（如 020-12345678）"),
+    (re.compile(r"^must not be blank$"), "不能为空"),
+    (re.compile(r"^make another address the default instead.*$"), "请把另一个地址设为默认（本单位始终保留一个默认地址）"),
+    (re.compile(r"^another default address was set at the same moment.*$"), "另一个默认地址刚刚被设置，请重试"),
+    (re.compile(r"^this address belongs to another branch$"), "该地址属于其他单位"),
+    (re.compile(r"^is not a line of this order$"), "不是该订单的商品"),
+    (re.compile(r"^appears more than once$"), "重复出现"),
+    (re.compile(r"^the allocations add up to (\d+) fen, the order's total is (\d+) fen$"), "分摊金额合计与订单金额不一致"),
     (re.compile(r"^cannot (\w+) a product that is (\w+)$"), "商品当前为“{pstate}”，不能{paction}"),
     (re.compile(r"^stock is (\d+) and a change of ([+-]\d+) would take it below 0$"), r"当前库存为 \1（打开页面后已减少），按您的修改（\2）将小于 0，未保存"),
     (re.compile(r"^stock is (\d+) and a change of ([+-]\d+) would take it above (\d+)$"), r"当前库存为 \1，按您的修改（\2）将超过 \3，未保存"),
@@ -223,7 +251,14 @@ _TRANSLATIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^must be at least (\d+) characters$"), r"至少 \1 位"),
     (re.compile(r"^an admin cannot deactivate their own account$"), "不能停用自己的账号"),
 ]
-_ACTIONS = {"cancelled": "取消", "paid": "确认收款"}
+_ACTIONS = {
+    "cancelled": "取消",
+    "paid": "确认收款",
+    "refunded": "退款",
+    "shipped": "发货",
+    "received": "确认收货",
+    "given an after-sales request": "申请售后",
+}
 _PRODUCT_ACTIONS = {"submit": "提交审核", "approve": "通过审核", "reject": "驳回", "delist": "下架", "edit": "修改"}
 
 
@@ -238,7 +273,11 @@ def translate(message: str) -> str:
             if not match:
                 continue
             if "{state}" in replacement:
-                text = replacement.format(state=ORDER_STATES.get(match[1], match[1]), action=_ACTIONS.get(match[2], match[2]))
+                text = replacement.format(state=ORDER_STATES.get(match[1], match[1]), action=_ACTIONS.get(match[2], "进行此操作"))
+            elif "{shipment}" in replacement:
+                text = replacement.format(shipment=SHIPMENT_STATES.get(match[1], match[1]), verb={"shipped": "发货", "received": "确认收货"}[match[2]])
+            elif "{sale}" in replacement:
+                text = replacement.format(sale=AFTER_SALE_STATES.get(match[1], match[1]), verb={"accepted": "同意", "rejected": "驳回"}[match[2]])
             elif "{pstate}" in replacement:
                 text = replacement.format(pstate=PRODUCT_STATES.get(match[2], match[2]), paction=_PRODUCT_ACTIONS.get(match[1], match[1]))
             else:
@@ -273,6 +312,33 @@ def problem(title: str, *details: str, code: str = "validation_failed", extra: d
     return {"code": code, "title": title, "details": list(details), "extra": extra or {}, "over_members": [], "products": []}
 
 
+# An order event's detail, as the domain writes it, said in Chinese (anything else: shown as it is).
+_EVENT_DETAILS: list[tuple[re.Pattern[str], Any]] = [
+    (re.compile(r"^(\d+) fen for (\d+) member\(s\)$"), lambda m: f"{yuan(int(m[1]))}，由 {m[2]} 位会员分摊"),
+    (re.compile(r"^refund #(\d+): (\d+) fen \((\w+)\)$"), lambda m: f"第 {m[1]} 笔退款 {yuan(int(m[2]))}（{REFUND_STATES.get(m[3], m[3])}）"),
+    (re.compile(r"^shipment (\d+): received automatically after (\d+) days$"), lambda m: f"包裹 #{m[1]}：发货 {m[2]} 天后自动确认收货"),
+    (re.compile(r"^shipment (\d+): (.+)$"), lambda m: f"包裹 #{m[1]}：{m[2]}"),
+    (re.compile(r"^shipment (\d+)$"), lambda m: f"包裹 #{m[1]}"),
+    (re.compile(r"^after-sale (\d+): (\d+) fen: (.*)$", re.S), lambda m: f"售后 #{m[1]}：{yuan(int(m[2]))}，原因：{m[3]}"),
+    (re.compile(r"^after-sale (\d+): refund #(\d+) of (\d+) fen$"), lambda m: f"售后 #{m[1]}：第 {m[2]} 笔退款 {yuan(int(m[3]))}"),
+    (re.compile(r"^after-sale (\d+): (.*)$", re.S), lambda m: f"售后 #{m[1]}：{m[2]}"),
+    (re.compile(r"^transfer (\w+)$"), lambda m: f"转账附言 {m[1]}"),
+    (re.compile(r"^hold ran out$"), lambda m: "付款期限已过，额度和库存已释放"),
+    (re.compile(r"^payment_unavailable$"), lambda m: "支付服务无法连接，订单已取消"),
+    (re.compile(r"^checkout\.session\.(expired|async_payment_failed)$"), lambda m: "在线支付未完成"),
+]
+
+
+def event_detail(detail: str | None) -> str:
+    """An order event's detail for people; Stripe's ids and such stay out of sight."""
+    if not detail:
+        return ""
+    for pattern, say in _EVENT_DETAILS:
+        if match := pattern.match(detail):
+            return say(match)
+    return "" if detail.startswith(("cs_", "pi_", "evt_")) else detail
+
+
 VERIFY_PROBLEMS = {
     "entry without a budget row": "流水没有对应的额度记录",
     "chain broken: prev_hash does not match the entry before": "哈希链断裂：与上一条流水的哈希不符",
@@ -297,6 +363,10 @@ def filters() -> dict[str, Any]:
         "ledger_kind": lambda s: LEDGER_KINDS.get(s, s),
         "provider_name": lambda s: PROVIDERS.get(s, s),
         "refund_state": lambda s: REFUND_STATES.get(s, s),
+        "shipment_state": lambda s: SHIPMENT_STATES.get(s, s),
+        "after_sale_state": lambda s: AFTER_SALE_STATES.get(s, s),
+        "trail_action": lambda s: TRAIL_ACTIONS.get(s, s),
+        "event_detail": event_detail,
         "verify_problem": lambda s: VERIFY_PROBLEMS.get(s, s),
         "glyph": lambda s: CATEGORY_GLYPHS.get(s, "品"),
     }

@@ -4,21 +4,25 @@ functions as the API and renders a template (`shop/web/render.py`)."""
 from shop.web.pages import (
     account,
     admin,
+    after_sales,
     basket,
+    branch,
     catalog,
     members,
+    notifications,
     orders,
     reports,
+    shipments,
     supplier,
     users,
 )
 
 ROUTES = {
     "public": [account.LoginPages, catalog.CatalogPages],
-    "any": [account.HomePage, users.PasswordPages],
-    "buyer": [basket.ShopPages, members.MemberPages, members.BudgetPages],
+    "any": [account.HomePage, users.PasswordPages, notifications.NotificationPages, after_sales.AfterSalePages],
+    "buyer": [basket.ShopPages, members.MemberPages, members.BudgetPages, branch.BranchPages, shipments.ReceiptPages],
     "reader": [orders.OrderPages],
-    "supplier": [supplier.SupplierPages],
+    "supplier": [supplier.SupplierPages, shipments.SupplierShipmentPages],
     "admin": [admin.AdminPages, users.AdminUserPages],
     "auditor": [reports.ReportPages],
 }

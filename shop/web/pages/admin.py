@@ -3,7 +3,7 @@ policy and targets."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
 from litestar.params import FromQuery
@@ -13,7 +13,8 @@ from budgets import checks, ledger, policy, targets, unions
 from catalog import service as catalog
 from catalog.tables import ProductStatus
 from common.errors import DomainError
-from common.schemas import PathId
+from common.schemas import PathId, query_name
+from shop.auth import accounts
 from shop.auth.accounts import Principal
 from shop.errors import CODES
 from shop.orders import queries, refunds
@@ -87,6 +88,48 @@ class AdminPages(Page):
             return error_page(request, 409, error["title"], error["details"])
         return Redirect(path="/admin/reviews", status_code=303)
 
+    @get("/admin/products")
+    async def products(
+        self, request: Request, status: FromQuery[str | None] = None, q: Annotated[str | None, query_name(100)] = None, page: FromQuery[str | None] = None
+    ) -> Template:
+        return await self._products_page(request, status, q, page)
+
+    async def _products_page(
+        self, request: Request, status: str | None, q: str | None, page: str | None, status_code: int = 200, error: Any = None
+    ) -> Template:
+        status = status if status in ui.PRODUCT_STATES else (None if status == "" else ProductStatus.listed.value)
+        q = (q or "").strip()[:100] or None
+        number = page_number(page)
+        items, total = await catalog.list_products(status=status, q=q, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+        return render(
+            request,
+            "admin_products.html",
+            status_code=status_code,
+            products=items,
+            pager=pager(total, number),
+            status=status or "",
+            states=ui.PRODUCT_STATES,
+            q=q or "",
+            error=error,
+        )
+
+    @post("/admin/products/{product_id:int}/delist", status_code=200)
+    async def delist(self, request: Request, product_id: PathId) -> Response:
+        """Take a listed product off sale, with the reason the supplier will read."""
+        form = await request.form()
+        reason = " ".join(str(form.get("reason") or "").split())[:200]
+        q = request.query_params
+        if not reason:
+            error = ui.problem("商品未下架", "请填写下架原因（供应商可见）")
+            return await self._products_page(request, q.get("status"), q.get("q"), q.get("page"), 400, error)
+        try:
+            await catalog.delist_product(product_id, reason, actor_id=request.user.id)
+        except DomainError as exc:
+            if exc.code == "not_found":
+                raise
+            return await self._products_page(request, q.get("status"), q.get("q"), q.get("page"), status_of(exc), ui.explain(exc))
+        return Redirect(path="/admin/products?ok=delisted", status_code=303)
+
     @get("/admin/orders")
     async def admin_orders(self, request: Request) -> Template:
         pending, pending_total = await _pending_transfers(request.user)
@@ -109,8 +152,9 @@ class AdminPages(Page):
             except DomainError as exc:
                 error = ui.explain(exc)
         order = await queries.get_order(order_id, request.user)
-        if is_htmx(request):
-            return render(request, "_confirm_result.html", order=order, error=error, reference=reference)
+        if is_htmx(request):  # the row, and the heading's count (out of band)
+            _, pending_total = await _pending_transfers(request.user, limit=1)
+            return render(request, "_confirm_result.html", order=order, error=error, reference=reference, pending_total=pending_total)
         if error:
             return error_page(request, status_of_error(error), error["title"], error["details"])
         return Redirect(path="/admin/orders", status_code=303)
@@ -125,7 +169,8 @@ class AdminPages(Page):
             error = ui.explain(exc)
         order = await queries.get_order(order_id, request.user)
         if is_htmx(request):
-            return render(request, "_refund_result.html", order=order, error=error)
+            _, late_total = await queries.list_needs_refund(limit=1, offset=0)
+            return render(request, "_refund_result.html", order=order, error=error, late_total=late_total)
         if error:
             return error_page(request, status_of_error(error), error["title"], error["details"])
         return Redirect(path="/admin/orders", status_code=303)
@@ -137,6 +182,12 @@ class AdminPages(Page):
     async def _policy_page(self, request: Request, status_code: int = 200, error: Any = None, form: dict | None = None) -> Template:
         current = ledger.budget_year(clock(request))
         policies = [await policy.get_policy(y) for y in range(current + 1, current - 3, -1)]
+        actors = {c["actor_id"] for p in policies for c in p["history"] if c["actor_id"]}
+        names = {}
+        for actor_id in sorted(actors):
+            principal = await accounts.load_principal(actor_id)
+            names[actor_id] = principal.username if principal else f"#{actor_id}"
+        affected = int_or_none(request.query_params.get("affected"), 0, 10_000_000)
         return render(
             request,
             "admin_policy.html",
@@ -146,6 +197,9 @@ class AdminPages(Page):
             error=error,
             form=form or {"year": str(current), "cap": ""},
             default_cap=policy.DEFAULT_CAP_FEN,
+            actors=names,
+            affected=affected,
+            affected_year=int_or_none(request.query_params.get("year"), checks.YEAR_MIN, checks.YEAR_MAX),
         )
 
     @post("/admin/policy", status_code=200)
@@ -153,15 +207,15 @@ class AdminPages(Page):
         form = await request.form()
         shown = {"year": str(form.get("year") or ""), "cap": str(form.get("cap") or "")}
         year = int_or_none(shown["year"], checks.YEAR_MIN, checks.YEAR_MAX)
-        cap = ui.parse_yuan(shown["cap"])
+        cap, cap_problem = ui.read_yuan(shown["cap"])
         if year is None or cap is None:
-            error = ui.problem("请填写年度和每人每年的额度（元）")
+            error = ui.problem("请填写年度和每人每年的额度（元）", *([f"额度：{cap_problem}"] if cap_problem and shown["cap"] else []))
             return await self._policy_page(request, status_code=400, error=error, form=shown)
         try:
-            await policy.set_cap(year, cap, actor_id=request.user.id, at=clock(request))
+            result = await policy.set_cap(year, cap, actor_id=request.user.id, at=clock(request))
         except DomainError as exc:
             return await self._policy_page(request, status_code=status_of(exc), error=ui.explain(exc), form=shown)
-        return Redirect(path="/admin/policy?ok=cap", status_code=303)
+        return Redirect(path=f"/admin/policy?ok=cap&year={year}&affected={len(result['affected'])}", status_code=303)
 
     @get("/admin/targets")
     async def targets(self, request: Request, year: FromQuery[str | None] = None) -> Template:
@@ -172,10 +226,10 @@ class AdminPages(Page):
     @post("/admin/targets/{union_id:int}/{year:int}", status_code=200)
     async def set_target(self, request: Request, union_id: PathId, year: PathId) -> Response:
         form = await request.form()
-        target = ui.parse_yuan(str(form.get("target") or ""))
+        target, target_problem = ui.read_yuan(str(form.get("target") or ""))
         error = None
         if target is None:
-            error = ui.problem("请填写目标金额（元）")
+            error = ui.problem(f"目标金额：{target_problem}")
         else:
             try:
                 await targets.set_target(union_id, year, target)

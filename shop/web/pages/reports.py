@@ -3,7 +3,8 @@ near their cap, the ledger and its verification."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Request, get
@@ -11,7 +12,9 @@ from litestar.params import FromQuery
 from litestar.response import Template
 
 from budgets import audit, checks, members, policy, targets, unions
+from common.schemas import query_name
 from shop.auth import scope
+from shop.reports import trail
 from shop.web import ui
 from shop.web.forms import int_or_none, page_number
 from shop.web.pages.admin import _flatten
@@ -21,17 +24,17 @@ from shop.web.render import PAGE_SIZE, Page, is_htmx, pager, render, year_of, ye
 
 
 def _chart(roots: list[dict]) -> dict[str, Any] | None:
-    """The horizontal bar chart at the top: the children of the root (or the roots)."""
+    """The horizontal bar chart at the top (HTML bars): the children of the root (or the roots);
+    widths in thousandths of the largest figure."""
     nodes = roots[0]["children"] if len(roots) == 1 and roots[0]["children"] else roots
     if not nodes:
         return None
     scale = max([max(n["spent_fen"], n["target_fen"] or 0) for n in nodes] + [1])
     bars = []
-    for i, n in enumerate(nodes):
+    for n in nodes:
         bars.append(
             {
                 "node": n,
-                "y": i * 34,
                 "spent_w": (n["spent_fen"] * 1000) // scale,
                 "target_w": ((n["target_fen"] or 0) * 1000) // scale,
                 "class": ui.progress_class(n["spent_fen"], n["target_fen"]),
@@ -39,7 +42,32 @@ def _chart(roots: list[dict]) -> dict[str, Any] | None:
             }
         )
     title = roots[0]["name"] if len(roots) == 1 and roots[0]["children"] else "各工会"
-    return {"bars": bars, "height": len(bars) * 34 + 8, "title": title}
+    return {"bars": bars, "title": title}
+
+
+def _subject(subject: str) -> dict[str, str | None]:
+    """What a trail entry is about, in words, with a link where there is a page for it."""
+    kind, _, rest = subject.partition(" ")
+    if kind == "order" and rest.isdigit():
+        return {"subject_text": f"订单 #{rest}", "href": f"/orders/{rest}"}
+    if kind == "policy":
+        return {"subject_text": f"{rest} 年额度", "href": "/admin/policy"}
+    if kind == "product":
+        number, _, title = rest.partition(" ")
+        return {"subject_text": f"商品 {title or number}", "href": None}
+    if kind == "user":
+        return {"subject_text": f"账号 {rest}", "href": None}
+    return {"subject_text": subject, "href": None}
+
+
+_CAP = re.compile(r"^(\d+|\?) -> (\d+) fen$")
+
+
+def _trail_detail(action: str, detail: str) -> str:
+    if action == "cap_changed" and (match := _CAP.match(detail or "")):
+        before = ui.yuan(int(match[1])) if match[1].isdigit() else "—"
+        return f"{before} → {ui.yuan(int(match[2]))}"
+    return ui.event_detail(detail)
 
 
 class ReportPages(Page):
@@ -74,7 +102,7 @@ class ReportPages(Page):
         self, request: Request, year: FromQuery[str | None] = None, min_ratio: FromQuery[str | None] = None, page: FromQuery[str | None] = None
     ) -> Template:
         chosen = year_of(request, year)
-        ratios = {"0": "不限", "0.5": "50%", "0.8": "80%", "0.9": "90%", "1": "100%（已用满）"}
+        ratios = {"0": "全部会员", "0.5": "50% 以上", "0.8": "80% 以上", "0.9": "90% 以上", "1": "100%（已用满）"}
         ratio = min_ratio if min_ratio in ratios else "0.9"
         number = page_number(page)
         root = await scope.scope_root(request.user, None)
@@ -96,23 +124,36 @@ class ReportPages(Page):
     async def ledger(
         self,
         request: Request,
+        member: Annotated[str | None, query_name(50)] = None,
         member_id: FromQuery[str | None] = None,
         order_id: FromQuery[str | None] = None,
         kind: FromQuery[str | None] = None,
         year: FromQuery[str | None] = None,
         page: FromQuery[str | None] = None,
     ) -> Template:
+        """The ledger, filtered by member (number or name, as people know them), order, kind, year."""
+        root = await scope.scope_root(request.user, None)
+        member_text = (member or "").strip()[:50]
+        chosen = int_or_none(member_id)
+        matches: list[dict] = []
+        if member_text and not chosen:
+            matches = await audit.find_members(root, member_text)
+            if len(matches) == 1:
+                chosen = matches[0]["member_id"]
         filters = {
-            "member_id": int_or_none(member_id),
+            "member_id": chosen,
             "order_id": int_or_none(order_id),
             "kind": kind if kind in ui.LEDGER_KINDS else None,
             "year": int_or_none(year, checks.YEAR_MIN, checks.YEAR_MAX),
         }
         number = page_number(page)
-        root = await scope.scope_root(request.user, None)
-        items, total = await audit.ledger_page(root, limit=50, offset=(number - 1) * 50, **filters)
-        ids = sorted({e["member_id"] for e in items})
-        by_id = await members.members_by_id(ids)
+        if member_text and not chosen:  # nobody, or several: no entries until one is chosen
+            items, total = [], 0
+        else:
+            items, total = await audit.ledger_page(root, limit=50, offset=(number - 1) * 50, **filters)
+        by_id = await members.members_by_id(sorted({e["member_id"] for e in items} | ({chosen} if chosen else set())))
+        if chosen and not member_text and chosen in by_id:
+            member_text = by_id[chosen]["member_no"]
         export = urlencode({k: v for k, v in filters.items() if v is not None})
         return render(
             request,
@@ -121,9 +162,31 @@ class ReportPages(Page):
             members=by_id,
             pager=pager(total, number, 50),
             filters=filters,
+            member_text=member_text,
+            matches=matches if len(matches) != 1 else [],
+            searched=bool(member_text) and not chosen,
             kinds=ui.LEDGER_KINDS,
             years=years_for(request),
             export=export,
+        )
+
+    @get("/audit/trail")
+    async def audit_trail(self, request: Request, action: FromQuery[str | None] = None, page: FromQuery[str | None] = None) -> Template:
+        """The admin's trail: who confirmed, refunded, reviewed, changed a cap or an account."""
+        action = action if action in ui.TRAIL_ACTIONS else None
+        root = await scope.scope_root(request.user, None)
+        prefix = await unions.subtree_prefix(root) if root is not None else None
+        number = page_number(page)
+        items, total = await trail.trail(prefix=prefix, action=action, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+        rows = [{**item, **_subject(item["subject"]), "said": _trail_detail(item["action"], item["detail"])} for item in items]
+        return render(
+            request,
+            "audit_trail.html",
+            rows=rows,
+            pager=pager(total, number),
+            action=action or "",
+            actions=ui.TRAIL_ACTIONS,
+            export=urlencode({"action": action} if action else {}),
         )
 
     @get("/audit/ledger/verify")
