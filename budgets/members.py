@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from piccolo.columns.combination import WhereRaw
 
@@ -133,60 +133,128 @@ async def ensure_member(union_id: int, member_no: str, name: str) -> int:
     return row["id"]
 
 
-# --- importing members from CSV ---------------------------------------------
+# --- importing members from CSV (or, from the pages, a file as Excel saves it) ----------
 
 CSV_HEADER = ("member_no", "name")
+CN_HEADER = ("会员编号", "姓名")  # the pages' template, as people write it
+_HEADER_WORDS = {*CSV_HEADER, *CN_HEADER}
 _HEADER_HINT = "a header row must be exactly member_no,name"
+_EXCEL_HEADER_HINT = "a header row must be exactly 会员编号,姓名 (or member_no,name)"
+XLSX_MAGIC = b"PK\x03\x04"  # an .xlsx workbook is a zip file
 
 
 def _line_error(line: int, message: str) -> dict:
     return {"line": line, "message": message}
 
 
-def parse_member_csv(data: bytes, max_rows: int = IMPORT_MAX_ROWS) -> tuple[list[tuple[int, str, str]], list[dict]]:
-    """Read a members file: `([(line, member_no, name)], errors)`, errors as `[{line, message}]`.
-
-    UTF-8 with or without a BOM (Excel's "CSV UTF-8"), LF or CRLF line ends, an
-    optional header row which, when present, is exactly `member_no,name`.
-    Blank lines (and rows whose every cell is blank, as Excel writes them) are
-    skipped wherever they are. Cells are stripped of surrounding spaces. Line
-    numbers are the file's own, from 1; a row is numbered by the line it starts
-    on. Every bad line is reported."""
-    if not data.strip(b" \t\r\n\xef\xbb\xbf"):
-        return [], [_line_error(1, "the file is empty")]
+def _decode(data: bytes, excel: bool) -> tuple[str | None, list[dict]]:
+    """The file's text: UTF-8 with or without a BOM; from the pages (`excel`) also GBK, as
+    Excel's "CSV" saves it on a Chinese Windows. Else every line that does not decode."""
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig"), []
     except UnicodeDecodeError:
-        errors = []
-        for number, raw in enumerate(data.split(b"\n"), start=1):
-            try:
-                raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError:
-                errors.append(_line_error(number, "not UTF-8 text: save the file as 'CSV UTF-8'"))
-        return [], errors
-    rows: list[tuple[int, str, str]] = []
-    errors: list[dict] = []
-    seen: dict[str, int] = {}
+        pass
+    if excel:
+        try:
+            return data.decode("gb18030"), []
+        except UnicodeDecodeError:
+            pass
+    errors = []
+    hint = "not UTF-8 or GBK text: save the file as 'CSV UTF-8' or as an Excel workbook (.xlsx)" if excel else "not UTF-8 text: save the file as 'CSV UTF-8'"
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            errors.append(_line_error(number, hint))
+    return None, errors
+
+
+def _csv_rows(text: str) -> Iterator[tuple[int, list[str] | str]]:
+    """(line, cells) for each row, numbered by the line it starts on; (line, message) for a row
+    that is not CSV, after which nothing more is read."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    first_row = True
-    data_rows = 0
-    line_end = 0  # the last line the reader has consumed
+    line_end = 0
     while True:
         try:
             cells = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as exc:
-            errors.append(_line_error(line_end + 1, f"not valid CSV: {exc}"))
-            break
+            yield line_end + 1, f"not valid CSV: {exc}"
+            return
         line, line_end = line_end + 1, reader.line_num
+        yield line, cells
+
+
+def _cell_text(value: object) -> str:
+    """An .xlsx cell as the text it shows: 1001 and 1001.0 are "1001" (numbers typed as such)."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _xlsx_rows(data: bytes) -> Iterator[tuple[int, list[str] | str]]:
+    """(row number, cells) of the workbook's first sheet (trailing empty cells dropped)."""
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:  # not a workbook openpyxl can read (zip or XML damage, another format)
+        yield 1, f"not a readable Excel workbook (.xlsx): {type(exc).__name__}"
+        return
+    try:
+        sheet = workbook.worksheets[0]
+        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            cells = [_cell_text(v) for v in values]
+            while cells and not cells[-1].strip():
+                cells.pop()
+            yield number, cells
+    finally:
+        workbook.close()
+
+
+def parse_member_csv(
+    data: bytes, max_rows: int = IMPORT_MAX_ROWS, *, excel: bool = False
+) -> tuple[list[tuple[int, str, str]], list[dict]]:
+    """Read a members file: `([(line, member_no, name)], errors)`, errors as `[{line, message}]`.
+
+    UTF-8 with or without a BOM (Excel's "CSV UTF-8"), LF or CRLF line ends, an
+    optional header row which, when present, is exactly `member_no,name`. With `excel`
+    (the pages), also what Excel saves: CSV in GBK, an .xlsx workbook (its first sheet),
+    and the header `会员编号,姓名`.
+    Blank lines (and rows whose every cell is blank, as Excel writes them) are
+    skipped wherever they are. Cells are stripped of surrounding spaces. Line
+    numbers are the file's own, from 1; a row is numbered by the line it starts
+    on. Every bad line is reported."""
+    if excel and data.startswith(XLSX_MAGIC):
+        source: Iterable[tuple[int, list[str] | str]] = _xlsx_rows(data)
+    else:
+        if not data.strip(b" \t\r\n\xef\xbb\xbf"):
+            return [], [_line_error(1, "the file is empty")]
+        text, errors = _decode(data, excel)
+        if text is None:
+            return [], errors
+        source = _csv_rows(text)
+    headers = (CSV_HEADER, CN_HEADER) if excel else (CSV_HEADER,)
+    hint = _EXCEL_HEADER_HINT if excel else _HEADER_HINT
+    rows: list[tuple[int, str, str]] = []
+    errors = []
+    seen: dict[str, int] = {}
+    first_row = True
+    data_rows = 0
+    for line, cells in source:
+        if isinstance(cells, str):  # the file stops being readable here
+            errors.append(_line_error(line, cells))
+            break
         stripped = [cell.strip() for cell in cells]
         if not any(stripped):
             continue  # a blank line
         is_first_row, first_row = first_row, False
-        if is_first_row and any(cell.lower() in CSV_HEADER for cell in stripped):
-            if tuple(stripped) != CSV_HEADER:
-                errors.append(_line_error(line, _HEADER_HINT))
+        if is_first_row and any(cell.lower() in _HEADER_WORDS for cell in stripped):
+            if tuple(c.lower() for c in stripped) not in headers:
+                errors.append(_line_error(line, hint))
             continue
         data_rows += 1
         if data_rows > max_rows:
@@ -207,7 +275,7 @@ def parse_member_csv(data: bytes, max_rows: int = IMPORT_MAX_ROWS) -> tuple[list
             problems.append(f"name {problem}")
         if problems:
             if is_first_row and _member_no_problem(member_no):  # perhaps a header in other words
-                problems.append(_HEADER_HINT)
+                problems.append(hint)
             errors.append(_line_error(line, "; ".join(problems)))
         else:
             rows.append((line, member_no, name))
@@ -216,8 +284,9 @@ def parse_member_csv(data: bytes, max_rows: int = IMPORT_MAX_ROWS) -> tuple[list
     return rows, errors
 
 
-async def import_members(union_id: int, data: bytes) -> dict:
-    """Create or update a branch's members from a CSV file, all or nothing.
+async def import_members(union_id: int, data: bytes, *, excel: bool = False) -> dict:
+    """Create or update a branch's members from a CSV file (`excel`: or a file as Excel
+    saves it, see `parse_member_csv`), all or nothing.
 
     A new member_no is created (active); an existing one gets the file's name and
     is made active again (the file is the branch's roster). Members missing from
@@ -225,7 +294,7 @@ async def import_members(union_id: int, data: bytes) -> dict:
     as `errors: [{line, message}]`, and nothing changes.
     → `{created, updated, unchanged, errors: []}`."""
     await require_branch(union_id)
-    rows, errors = parse_member_csv(data)
+    rows, errors = parse_member_csv(data, excel=excel)
     if errors:
         raise DomainError(
             "validation_failed",

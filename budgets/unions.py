@@ -172,6 +172,14 @@ async def names_by_id(ids: Iterable[int]) -> dict[int, str]:
     return {u["id"]: u["name"] for u in await Union.select(Union.id, Union.name).where(Union.id.is_in(wanted))}
 
 
+async def codes_by_id(ids: Iterable[int]) -> dict[int, str]:
+    """{union id: code} for these unions (unknown ids are left out)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    return {u["id"]: u["code"] for u in await Union.select(Union.id, Union.code).where(Union.id.is_in(wanted))}
+
+
 async def names_by_code(codes: Iterable[str]) -> dict[str, str]:
     """{union code: name} for these codes (unknown codes are left out)."""
     wanted = sorted(set(codes))

@@ -4,8 +4,9 @@ exports (`shop/reports/api.py`). A new state without a name fails here, at impor
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
-from typing import Any
+from typing import Any, Callable
 
 from budgets.states import LedgerKind, Level
 from catalog.tables import ProductStatus
@@ -109,3 +110,75 @@ TRAIL_ACTIONS = {
     "product_delisted": "商品下架",
     **{f"user_{k}": v for k, v in _ACCOUNT_ACTIONS.items()},
 }
+
+# what `budgets.ledger.verify_ledger` finds wrong
+VERIFY_PROBLEMS = {
+    "entry without a budget row": "流水没有对应的额度记录",
+    "chain broken: prev_hash does not match the entry before": "哈希链断裂：与上一条流水的哈希不符",
+    "hash does not match the entry's content": "哈希与流水内容不符（流水可能被改动）",
+    "replay goes below zero": "按流水重算时余额出现负数",
+    "replay does not give the balance": "按流水重算的余额与当前余额不符",
+    "chain head or entry count does not match the budget row": "链尾哈希或流水条数与额度记录不符",
+}
+
+
+# --- what the domain writes in English, said in Chinese ----------------------------------
+
+
+def _yuan(fen: int) -> str:
+    whole, cents = divmod(abs(int(fen)), 100)
+    return f"{'-' if fen < 0 else ''}¥{whole:,}.{cents:02d}"
+
+
+# An order event's detail as the domain writes it (anything else: shown as it is).
+_EVENT_DETAILS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (re.compile(r"^(\d+) fen for (\d+) member\(s\)$"), lambda m: f"{_yuan(int(m[1]))}，由 {m[2]} 位会员分摊"),
+    (re.compile(r"^refund #(\d+): (\d+) fen \((\w+)\)$"), lambda m: f"第 {m[1]} 笔退款 {_yuan(int(m[2]))}（{REFUND_STATES.get(m[3], m[3])}）"),
+    (re.compile(r"^shipment (\d+): received automatically after (\d+) days$"), lambda m: f"包裹 #{m[1]}：发货 {m[2]} 天后自动确认收货"),
+    (re.compile(r"^shipment (\d+): (.+)$"), lambda m: f"包裹 #{m[1]}：{m[2]}"),
+    (re.compile(r"^shipment (\d+)$"), lambda m: f"包裹 #{m[1]}"),
+    (re.compile(r"^after-sale (\d+): (\d+) fen: (.*)$", re.S), lambda m: f"售后 #{m[1]}：{_yuan(int(m[2]))}，原因：{m[3]}"),
+    (re.compile(r"^after-sale (\d+): refund #(\d+) of (\d+) fen$"), lambda m: f"售后 #{m[1]}：第 {m[2]} 笔退款 {_yuan(int(m[3]))}"),
+    (re.compile(r"^after-sale (\d+): (.*)$", re.S), lambda m: f"售后 #{m[1]}：{m[2]}"),
+    (re.compile(r"^transfer (\w+)$"), lambda m: f"转账附言 {m[1]}"),
+    (re.compile(r"^hold ran out$"), lambda m: "付款期限已过，额度和库存已释放"),
+    (re.compile(r"^payment_unavailable$"), lambda m: "支付服务无法连接，订单已取消"),
+    (re.compile(r"^checkout\.session\.(expired|async_payment_failed)$"), lambda m: "在线支付未完成"),
+]
+
+
+def event_detail(detail: str | None) -> str:
+    """An order event's detail for people; Stripe's ids and such stay out of sight."""
+    if not detail:
+        return ""
+    for pattern, say in _EVENT_DETAILS:
+        if match := pattern.match(detail):
+            return say(match)
+    return "" if detail.startswith(("cs_", "pi_", "evt_")) else detail
+
+
+def trail_subject(subject: str) -> str:
+    """What a trail entry is about (`order 5`, `policy 2026`, `product 3 title`, `user name`)."""
+    kind, _, rest = (subject or "").partition(" ")
+    if kind == "order" and rest.isdigit():
+        return f"订单 #{rest}"
+    if kind == "policy":
+        return f"{rest} 年额度"
+    if kind == "product":
+        number, _, title = rest.partition(" ")
+        return f"商品 {title or number}"
+    if kind == "user":
+        return f"账号 {rest}"
+    return subject
+
+
+_CAP = re.compile(r"^(\d+|\?) -> (\d+) fen$")
+_NEW_ACCOUNT = re.compile(r"^(\w+)(?:, union \d+)?(?:, supplier \d+)?$")  # the role; the ids are the shop's own
+
+
+def trail_detail(action: str, detail: str | None) -> str:
+    if action == "cap_changed" and (match := _CAP.match(detail or "")):
+        return f"{_yuan(int(match[1])) if match[1].isdigit() else '—'} → {_yuan(int(match[2]))}"
+    if action == "user_created" and (match := _NEW_ACCOUNT.match(detail or "")) and match[1] in ROLE_NAMES:
+        return ROLE_NAMES[match[1]]
+    return event_detail(detail)

@@ -35,7 +35,7 @@ async def test_confirmations_refunds_and_new_accounts_are_in_the_trail(world):
     page = await trail(admin, limit=1, offset=1)
     assert [i["action"] for i in page["items"]] == ["transfer_confirmed"] and page["total"] == body["total"]
     r = await admin.get("/api/audit/events", params={"format": "csv"})
-    assert r.status_code == 200 and "transfer_confirmed" in r.text and me["username"] in r.text
+    assert r.status_code == 200 and "确认转账到账" in r.text and me["username"] in r.text  # the action in words
 
 
 async def test_auditors_see_their_subtree_and_buyers_nothing(world):

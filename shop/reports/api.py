@@ -7,16 +7,17 @@ over orders (regions, distribution lists), from `shop/reports/queries.py`."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, AsyncIterator
 
 from litestar import Controller, Request, get
 from litestar.params import FromQuery, QueryParameter
 
-from budgets import audit, ledger, policy, targets, unions
+from budgets import audit, ledger, members, policy, targets, unions
 from budgets.states import LedgerKind
 from common.pagination import PAGINATION, Paging
 from common.schemas import PathId, QueryId
 from shop.auth import scope
+from shop import labels
 from shop.errors import ShopError
 from shop.orders import queries as orders
 from shop.reports import queries, trail
@@ -31,9 +32,10 @@ def _year(year: int | None) -> int:
     return year if year is not None else ledger.current_year()
 
 
-# a member, and the member's share of an order (the 发放清单's columns)
+# a member, and the member's share of an order (the 发放清单's columns); members are named by
+# their number and name, never by the shop's internal ids
 MEMBER_COLUMNS = [Column("member_no", "会员编号"), Column("name", "姓名")]
-SHARE_COLUMNS = [Column("amount_fen", "分配金额(元)", "fen"), Column("refunded_fen", "已退(元)", "fen")]
+SHARE_COLUMNS = [Column("amount_fen", "分摊金额(元)", "fen"), Column("refunded_fen", "已退(元)", "fen")]
 
 AUDIT_MEMBER_COLUMNS = [
     Column("union_code", "基层工会"),
@@ -49,37 +51,62 @@ AUDIT_MEMBER_COLUMNS = [
 
 ENTRY_COLUMNS = [
     Column("seq", "序号", "int"),
-    Column("at", "时间"),
-    Column("member_id", "会员ID", "int"),
+    Column("at", "时间", "time"),
+    Column("union_code", "基层工会"),
+    *MEMBER_COLUMNS,
     Column("year", "年度", "int"),
     Column("order_id", "订单号", "int"),
-    Column("kind", "类型"),
+    Column("kind", "类型", labels=labels.LEDGER_KINDS),
     Column("amount_fen", "金额(元)", "fen"),
     Column("hash", "哈希"),
 ]
 
 TARGET_COLUMNS = [
-    Column("depth_name", "工会"),
+    Column("name", "工会"),
     Column("code", "代码"),
-    Column("level", "层级"),
+    Column("level", "层级", labels=labels.LEVELS),
     Column("members", "会员数", "int"),
     Column("cap_capacity_fen", "额度上限(元)", "fen"),
     Column("spent_fen", "消费帮扶金额(元)", "fen"),
     Column("target_fen", "目标(元)", "fen"),
     Column("progress", "完成率", "ratio"),
+    Column("parent_code", "上级代码"),
 ]
 
 
-def _flatten(nodes: list[dict], depth: int = 0) -> list[dict]:
+def _flatten(nodes: list[dict], parent_code: str = "") -> list[dict]:
+    """The tree, parents first, each row naming its parent (the names as they are: no indent)."""
     rows = []
     for node in nodes:
-        rows.append({**node, "depth_name": "　" * depth + node["name"]})
-        rows.extend(_flatten(node["children"], depth + 1))
+        rows.append({**node, "parent_code": parent_code})
+        rows.extend(_flatten(node["children"], node["code"]))
     return rows
 
 
-def _with_actor_name(item: dict) -> dict:
-    return {**item, "actor_name": (item["actor"] or {}).get("username", "")}
+def _trail_row(item: dict) -> dict:
+    return {
+        **item,
+        "actor_name": (item["actor"] or {}).get("username", ""),
+        "subject": labels.trail_subject(item["subject"]),
+        "detail": labels.trail_detail(item["action"], item["detail"]),
+    }
+
+
+async def _one_batch(rows: list[dict]) -> AsyncIterator[list[dict]]:
+    yield rows
+
+
+async def _with_members(batches: AsyncIterator[list[dict]]) -> AsyncIterator[list[dict]]:
+    """Each row with its member's number, name and branch (rows carry only the member's id)."""
+    async for batch in batches:
+        found = await members.members_by_id({row["member_id"] for row in batch if row.get("member_id")})
+        codes = await unions.codes_by_id({m["union_id"] for m in found.values()})
+        out = []
+        for row in batch:
+            member = found.get(row.get("member_id"), {})
+            extra = {"member_no": member.get("member_no", ""), "name": member.get("name", ""), "union_code": codes.get(member.get("union_id"), "")}
+            out.append({**row, **extra})
+        yield out
 
 
 class ReportController(Controller):
@@ -120,8 +147,8 @@ class ReportController(Controller):
             Column("branch_code", "基层工会"),
             *MEMBER_COLUMNS,
             Column("order_id", "订单号", "int"),
-            Column("paid_at", "支付时间"),
-            Column("status", "状态"),
+            Column("paid_at", "支付时间", "time"),
+            Column("status", "状态", labels=labels.ORDER_STATES),
             *SHARE_COLUMNS,
         ]
         if fmt != "json":
@@ -177,7 +204,7 @@ class AuditController(Controller):
         root = await scope.scope_root(request.user, union_id)
         filters = {"member_id": member_id, "order_id": order_id, "year": year, "kind": kind}
         if fmt != "json":
-            return await export(fmt, audit.ledger_batches(root, **filters), ENTRY_COLUMNS, "额度流水", "额度流水")
+            return await export(fmt, _with_members(audit.ledger_batches(root, **filters)), ENTRY_COLUMNS, "额度流水", "额度流水")
         items, total = await audit.ledger_page(root, **filters, limit=page.limit, offset=page.offset)
         return {"items": items, "total": total}
 
@@ -195,15 +222,15 @@ class AuditController(Controller):
         root = await scope.scope_root(request.user, None)
         prefix = await unions.subtree_prefix(root) if root is not None else None
         columns = [
-            Column("at", "时间"),
+            Column("at", "时间", "time"),
             Column("actor_name", "操作人"),
-            Column("action", "操作"),
+            Column("action", "操作", labels=labels.TRAIL_ACTIONS),
             Column("subject", "对象"),
             Column("detail", "说明"),
         ]
         if fmt != "json":
             batches = trail.trail_batches(prefix=prefix, action=action)
-            return await export(fmt, batches, columns, "操作记录", "操作记录", shape=_with_actor_name)
+            return await export(fmt, batches, columns, "操作记录", "操作记录", shape=_trail_row)
         items, total = await trail.trail(prefix=prefix, action=action, limit=page.limit, offset=page.offset)
         return {"items": items, "total": total}
 
@@ -213,12 +240,16 @@ class AuditController(Controller):
         result = await audit.verify_scope(root, year)
         body = {"ok": result.ok, "entries": result.entries, "member_years": result.member_years, "problems": result.problems}
         columns = [
-            Column("member_id", "会员ID", "int"),
+            Column("union_code", "基层工会"),
+            *MEMBER_COLUMNS,
             Column("year", "年度", "int"),
             Column("seq", "序号", "int"),
-            Column("problem", "问题"),
+            Column("problem", "问题", labels=labels.VERIFY_PROBLEMS),
         ]
-        return await respond(fmt, result.problems, columns, "流水校验", body, "流水校验")
+        if fmt == "json":
+            return body
+        rows = [row async for batch in _with_members(_one_batch(result.problems)) for row in batch]
+        return await respond(fmt, rows, columns, "流水校验", body, "流水校验")
 
 
 ROUTES = {

@@ -17,13 +17,16 @@ import io
 import tempfile
 from contextlib import aclosing, suppress
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from decimal import Decimal
-from typing import IO, Any, AsyncIterable, AsyncIterator, Callable, Literal
+from typing import IO, Any, AsyncIterable, AsyncIterator, Callable, Literal, Mapping
 from urllib.parse import quote
 
 from anyio import to_thread
 from litestar.background_tasks import BackgroundTask
 from litestar.response import Stream
+
+from common.clock import SHANGHAI
 
 Format = Literal["json", "csv", "xlsx"]
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -33,9 +36,22 @@ Batches = AsyncIterable[list[dict[str, Any]]]
 
 @dataclass(frozen=True)
 class Column:
+    """One column of an export. `time`: a moment (ISO 8601 text or an aware datetime), written
+    as Asia/Shanghai local time, a real date-time cell in XLSX; `labels`: codes said in words
+    (`hold` -> 占用)."""
+
     key: str
     header: str
-    kind: Literal["text", "int", "fen", "ratio", "flag"] = "text"
+    kind: Literal["text", "int", "fen", "ratio", "flag", "time"] = "text"
+    labels: Mapping[str, str] | None = None
+
+
+def _local(value: Any) -> datetime:
+    """A moment as Shanghai wall-clock time without a zone (what a spreadsheet cell holds)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(SHANGHAI).replace(tzinfo=None)
 
 
 def yuan(fen: int) -> str:
@@ -56,6 +72,8 @@ def neutral(text: str) -> str:
 def _text(value: Any, kind: str) -> str:
     if value is None:
         return ""
+    if kind == "time":
+        return _local(value).strftime("%Y-%m-%d %H:%M:%S")
     if kind == "fen":
         return yuan(int(value))
     if kind == "ratio":
@@ -63,6 +81,14 @@ def _text(value: Any, kind: str) -> str:
     if kind == "flag":
         return "是" if value else "否"
     return neutral(str(value))
+
+
+def _said(row: dict[str, Any], column: Column) -> Any:
+    """The row's value for the column, a code said in words where the column has labels."""
+    value = row.get(column.key)
+    if column.labels is not None and value is not None:
+        return column.labels.get(str(value), value)
+    return value
 
 
 def _headers(filename: str, media_type: str) -> dict[str, str]:
@@ -118,7 +144,7 @@ def to_csv(batches: Batches, columns: list[Column], filename: str, shape: Callab
         async for batch in each:
             buffer.seek(0)
             buffer.truncate()
-            writer.writerows([_text(row.get(c.key), c.kind) for c in columns] for row in map(shape, batch))
+            writer.writerows([_text(_said(row, c), c.kind) for c in columns] for row in map(shape, batch))
             yield buffer.getvalue().encode("utf-8")
 
     return Stream(chunks(), headers=_headers(f"{filename}.csv", "text/csv; charset=utf-8"), background=stop)
@@ -127,6 +153,8 @@ def to_csv(batches: Batches, columns: list[Column], filename: str, shape: Callab
 def _xlsx_value(value: Any, kind: str) -> Any:
     if value is None:
         return None
+    if kind == "time":
+        return _local(value)
     if kind == "fen":
         return Decimal(int(value)) / 100
     if kind == "ratio":
@@ -148,7 +176,8 @@ async def _spool_xlsx(batches: Batches, columns: list[Column], title: str, shape
     sheet = workbook.create_sheet(title[:31])
     sheet.freeze_panes = "A2"
     for index, c in enumerate(columns, start=1):
-        sheet.column_dimensions[get_column_letter(index)].width = max(10, min(40, len(c.header) * 2 + 4))
+        width = 20 if c.kind == "time" else max(10, min(40, len(c.header) * 2 + 4))
+        sheet.column_dimensions[get_column_letter(index)].width = width
     bold = Font(bold=True)
     header = []
     for c in columns:
@@ -156,7 +185,7 @@ async def _spool_xlsx(batches: Batches, columns: list[Column], title: str, shape
         cell.font = bold
         header.append(cell)
     sheet.append(header)
-    formats = [{"fen": '"¥"#,##0.00', "ratio": "0.00%"}.get(c.kind) for c in columns]
+    formats = [{"fen": '"¥"#,##0.00', "ratio": "0.00%", "time": "yyyy-mm-dd hh:mm:ss"}.get(c.kind) for c in columns]
 
     def cell(value: Any, fmt: str | None) -> Any:
         if fmt is None or value is None:
@@ -167,7 +196,7 @@ async def _spool_xlsx(batches: Batches, columns: list[Column], title: str, shape
 
     def append(batch: list[dict[str, Any]]) -> None:
         for row in map(shape, batch):
-            sheet.append([cell(_xlsx_value(row.get(c.key), c.kind), f) for c, f in zip(columns, formats)])
+            sheet.append([cell(_xlsx_value(_said(row, c), c.kind), f) for c, f in zip(columns, formats)])
 
     async with aclosing(aiter(batches)) as source:
         async for batch in source:

@@ -21,6 +21,10 @@ from shop.labels import (  # noqa: F401  (the pages' names for states, one word 
     ROLE_NAMES,
     SHIPMENT_STATES,
     TRAIL_ACTIONS,
+    VERIFY_PROBLEMS,
+    event_detail,
+    trail_detail,
+    trail_subject,
 )
 
 
@@ -207,10 +211,13 @@ FIELD_NAMES = {
 _TRANSLATIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^the file is empty$"), "文件是空的"),
     (re.compile(r"^not UTF-8 text.*$"), "不是 UTF-8 编码：请在 Excel 中另存为“CSV UTF-8”"),
+    (re.compile(r"^not UTF-8 or GBK text.*$"), "无法识别文件编码：请直接上传 Excel 文件（.xlsx），或另存为“CSV UTF-8”"),
+    (re.compile(r"^not a readable Excel workbook.*$"), "无法读取这个 Excel 文件：请用 Excel 另存为 .xlsx 后重试"),
+    (re.compile(r"^a header row must be exactly 会员编号,姓名.*$"), "表头必须是“会员编号,姓名”两列（可下载模板）"),
     (re.compile(r"^not valid CSV: (.*)$"), r"CSV 格式错误：\1"),
     (re.compile(r"^a header row must be exactly member_no,name$"), "表头必须是 member_no,name"),
     (re.compile(r"^more than (\d+) members in one file$"), r"一个文件最多 \1 名会员"),
-    (re.compile(r"^expected 2 columns \(member_no,name\), found (\d+)$"), r"应为 2 列（member_no,name），实际为 \1 列"),
+    (re.compile(r"^expected 2 columns \(member_no,name\), found (\d+)$"), r"应为 2 列（会员编号、姓名），实际为 \1 列"),
     (re.compile(r"^member_no is empty$"), "会员编号为空"),
     (re.compile(r"^member_no '([^']*)' must be .*$"), r"会员编号“\1”只能由 1–32 位字母、数字、_ 或 - 组成"),
     (re.compile(r"^member_no '([^']*)' already appears on line (\d+)$"), r"会员编号“\1”与第 \2 行重复"),
@@ -312,41 +319,6 @@ def problem(title: str, *details: str, code: str = "validation_failed", extra: d
     return {"code": code, "title": title, "details": list(details), "extra": extra or {}, "over_members": [], "products": []}
 
 
-# An order event's detail, as the domain writes it, said in Chinese (anything else: shown as it is).
-_EVENT_DETAILS: list[tuple[re.Pattern[str], Any]] = [
-    (re.compile(r"^(\d+) fen for (\d+) member\(s\)$"), lambda m: f"{yuan(int(m[1]))}，由 {m[2]} 位会员分摊"),
-    (re.compile(r"^refund #(\d+): (\d+) fen \((\w+)\)$"), lambda m: f"第 {m[1]} 笔退款 {yuan(int(m[2]))}（{REFUND_STATES.get(m[3], m[3])}）"),
-    (re.compile(r"^shipment (\d+): received automatically after (\d+) days$"), lambda m: f"包裹 #{m[1]}：发货 {m[2]} 天后自动确认收货"),
-    (re.compile(r"^shipment (\d+): (.+)$"), lambda m: f"包裹 #{m[1]}：{m[2]}"),
-    (re.compile(r"^shipment (\d+)$"), lambda m: f"包裹 #{m[1]}"),
-    (re.compile(r"^after-sale (\d+): (\d+) fen: (.*)$", re.S), lambda m: f"售后 #{m[1]}：{yuan(int(m[2]))}，原因：{m[3]}"),
-    (re.compile(r"^after-sale (\d+): refund #(\d+) of (\d+) fen$"), lambda m: f"售后 #{m[1]}：第 {m[2]} 笔退款 {yuan(int(m[3]))}"),
-    (re.compile(r"^after-sale (\d+): (.*)$", re.S), lambda m: f"售后 #{m[1]}：{m[2]}"),
-    (re.compile(r"^transfer (\w+)$"), lambda m: f"转账附言 {m[1]}"),
-    (re.compile(r"^hold ran out$"), lambda m: "付款期限已过，额度和库存已释放"),
-    (re.compile(r"^payment_unavailable$"), lambda m: "支付服务无法连接，订单已取消"),
-    (re.compile(r"^checkout\.session\.(expired|async_payment_failed)$"), lambda m: "在线支付未完成"),
-]
-
-
-def event_detail(detail: str | None) -> str:
-    """An order event's detail for people; Stripe's ids and such stay out of sight."""
-    if not detail:
-        return ""
-    for pattern, say in _EVENT_DETAILS:
-        if match := pattern.match(detail):
-            return say(match)
-    return "" if detail.startswith(("cs_", "pi_", "evt_")) else detail
-
-
-VERIFY_PROBLEMS = {
-    "entry without a budget row": "流水没有对应的额度记录",
-    "chain broken: prev_hash does not match the entry before": "哈希链断裂：与上一条流水的哈希不符",
-    "hash does not match the entry's content": "哈希与流水内容不符（流水可能被改动）",
-    "replay goes below zero": "按流水重算时余额出现负数",
-    "replay does not give the balance": "按流水重算的余额与当前余额不符",
-    "chain head or entry count does not match the budget row": "链尾哈希或流水条数与额度记录不符",
-}
 
 
 def filters() -> dict[str, Any]:

@@ -1,8 +1,11 @@
-"""The buyer's members (add, deactivate, CSV import) and their yearly budget."""
+"""The buyer's members (add, deactivate, import from Excel or CSV, the import template) and their
+yearly budget."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import UploadFile
@@ -12,6 +15,7 @@ from litestar.response import Redirect, Template
 from budgets import members, unions
 from common.errors import DomainError
 from common.schemas import PathId
+from shop.reports.export import XLSX_TYPE
 from shop.web import ui
 from shop.web.forms import IMPORT_MAX_BYTES, page_number
 from shop.web.render import Page, is_htmx, pager, render, status_of, year_of, years_for
@@ -60,10 +64,10 @@ class MemberPages(Page):
         form = await request.form()
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
-            return await self._members_page(request, status_code=400, error=ui.problem("请选择要导入的 CSV 文件"))
+            return await self._members_page(request, status_code=400, error=ui.problem("请选择要导入的文件（Excel 或 CSV）"))
         data = await upload.read()
-        try:
-            result = await members.import_members(request.user.union_id, data)
+        try:  # as Excel saves it: .xlsx, or CSV in UTF-8 or GBK, headed 会员编号,姓名 (or member_no,name)
+            result = await members.import_members(request.user.union_id, data, excel=True)
         except DomainError as exc:
             errors = [{"line": e.get("line"), "message": ui.translate(e.get("message", ""))} for e in exc.extra.get("errors", [])]
             explained = ui.explain(exc)
@@ -71,6 +75,43 @@ class MemberPages(Page):
                 explained = {**explained, "title": f"文件中有 {len(errors)} 行有误，全部未导入；请改正后重新导入。", "details": []}
             return await self._members_page(request, status_code=status_of(exc), error=explained, import_errors=errors)
         return await self._members_page(request, imported=result)
+
+
+    @get("/members/template.csv")
+    async def template_csv(self) -> Response:
+        """The import template as CSV (UTF-8 with a BOM, so Excel shows the Chinese headers)."""
+        body = ("\ufeff" + ",".join(members.CN_HEADER) + "\r\n").encode("utf-8")
+        return Response(body, media_type="text/csv; charset=utf-8", headers=_download("会员导入模板.csv"))
+
+    @get("/members/template.xlsx")
+    async def template_xlsx(self) -> Response:
+        """The import template as a workbook: the two headers, the member number column as text
+        (so numbers like 0012 keep their zeros)."""
+        return Response(_template_workbook(), media_type=XLSX_TYPE, headers=_download("会员导入模板.xlsx"))
+
+
+def _download(filename: str) -> dict[str, str]:
+    suffix = filename.rsplit(".", 1)[-1]
+    return {"content-disposition": f"attachment; filename=\"members-template.{suffix}\"; filename*=UTF-8''{quote(filename)}"}
+
+
+def _template_workbook() -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "会员"
+    sheet.append(list(members.CN_HEADER))
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    sheet.column_dimensions["A"].width = 18
+    sheet.column_dimensions["B"].width = 16
+    for row in range(2, 1002):
+        sheet.cell(row=row, column=1).number_format = "@"
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
 
 
 class BudgetPages(Page):

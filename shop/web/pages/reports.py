@@ -3,7 +3,6 @@ near their cap, the ledger and its verification."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -48,26 +47,8 @@ def _chart(roots: list[dict]) -> dict[str, Any] | None:
 def _subject(subject: str) -> dict[str, str | None]:
     """What a trail entry is about, in words, with a link where there is a page for it."""
     kind, _, rest = subject.partition(" ")
-    if kind == "order" and rest.isdigit():
-        return {"subject_text": f"订单 #{rest}", "href": f"/orders/{rest}"}
-    if kind == "policy":
-        return {"subject_text": f"{rest} 年额度", "href": "/admin/policy"}
-    if kind == "product":
-        number, _, title = rest.partition(" ")
-        return {"subject_text": f"商品 {title or number}", "href": None}
-    if kind == "user":
-        return {"subject_text": f"账号 {rest}", "href": None}
-    return {"subject_text": subject, "href": None}
-
-
-_CAP = re.compile(r"^(\d+|\?) -> (\d+) fen$")
-
-
-def _trail_detail(action: str, detail: str) -> str:
-    if action == "cap_changed" and (match := _CAP.match(detail or "")):
-        before = ui.yuan(int(match[1])) if match[1].isdigit() else "—"
-        return f"{before} → {ui.yuan(int(match[2]))}"
-    return ui.event_detail(detail)
+    href = f"/orders/{rest}" if kind == "order" and rest.isdigit() else "/admin/policy" if kind == "policy" else None
+    return {"subject_text": ui.trail_subject(subject), "href": href}
 
 
 class ReportPages(Page):
@@ -178,7 +159,7 @@ class ReportPages(Page):
         prefix = await unions.subtree_prefix(root) if root is not None else None
         number = page_number(page)
         items, total = await trail.trail(prefix=prefix, action=action, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
-        rows = [{**item, **_subject(item["subject"]), "said": _trail_detail(item["action"], item["detail"])} for item in items]
+        rows = [{**item, **_subject(item["subject"]), "said": ui.trail_detail(item["action"], item["detail"])} for item in items]
         return render(
             request,
             "audit_trail.html",
