@@ -44,10 +44,12 @@ def _chart(roots: list[dict]) -> dict[str, Any] | None:
     return {"bars": bars, "title": title}
 
 
-def _subject(subject: str) -> dict[str, str | None]:
+def _subject(subject: str, role: str) -> dict[str, str | None]:
     """What a trail entry is about, in words, with a link where there is a page for it."""
     kind, _, rest = subject.partition(" ")
-    href = f"/orders/{rest}" if kind == "order" and rest.isdigit() else "/admin/policy" if kind == "policy" else None
+    href = f"/orders/{rest}" if kind == "order" and rest.isdigit() else None
+    if kind == "policy" and role == "admin":
+        href = "/admin/policy"
     return {"subject_text": ui.trail_subject(subject), "href": href}
 
 
@@ -159,7 +161,7 @@ class ReportPages(Page):
         prefix = await unions.subtree_prefix(root) if root is not None else None
         number = page_number(page)
         items, total = await trail.trail(prefix=prefix, action=action, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
-        rows = [{**item, **_subject(item["subject"]), "said": ui.trail_detail(item["action"], item["detail"])} for item in items]
+        rows = [{**item, **_subject(item["subject"], request.user.role), "said": ui.trail_detail(item["action"], item["detail"])} for item in items]
         return render(
             request,
             "audit_trail.html",
