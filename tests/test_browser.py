@@ -3,75 +3,27 @@ sync API against the real server process. The buyer logs in, fills a basket, see
 member's remaining quota and the live split, places an order and sees how to pay it; the
 auditor sees the targets as bars and verifies the ledger.
 
-Screenshots go to $SHOP_SCREENSHOTS when it is set (else the test's tmp_path)."""
+Screenshots go to tests/screenshots/ (or $SHOP_SCREENSHOTS)."""
 
 from __future__ import annotations
 
-import os
 import re
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install playwright)")
-
-CHROMIUM = "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    if os.environ.get("CI"):  # CI installs it (.ci/run): a missing browser there is a failure
-        raise RuntimeError(f"{CHROMIUM} is missing in CI")
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
-
-from budgets import ledger, targets  # noqa: E402
-from tests.server import running_server  # noqa: E402
-from tests.world import add_members, add_union, build_world  # noqa: E402
+from budgets import ledger, targets
+from tests.browsing import browser_page, expect, log_in, shoot
+from tests.server import running_server
+from tests.world import add_members, add_union, build_world
 
 pytestmark = pytest.mark.slow_suite
-
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
-PASSWORD = "password-123"
-expect = sync_api.expect
 
 
 @pytest.fixture(scope="module")
 def server(app):
     with running_server(workers=1) as url:
         yield url
-
-
-@contextmanager
-def browser_page():
-    """A fresh Chromium tab. Playwright's sync API runs its own event loop while it is
-    open, so it is opened inside the test, after the (async) data fixtures have run, and
-    closed before they are torn down."""
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        context = chromium.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN", timezone_id="Asia/Shanghai")
-        context.set_default_timeout(15_000)
-        tab = context.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        try:
-            yield tab
-        finally:
-            context.close()
-            chromium.close()
-        assert not errors, errors  # no JavaScript errors on any page
-
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    folder = Path(os.environ.get("SHOP_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def log_in(page, url: str, username: str, password: str = PASSWORD) -> None:
-    page.goto(f"{url}/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
 
 
 @pytest.fixture
@@ -87,12 +39,12 @@ async def buyer_world(make_user, admin):
     return world
 
 
-def test_buyer_orders_for_members_and_sees_how_to_pay(server, shots, buyer_world):
+def test_buyer_orders_for_members_and_sees_how_to_pay(server, buyer_world):
     with browser_page() as page:
-        buyer_flow(page, server, shots, buyer_world)
+        buyer_flow(page, server, buyer_world)
 
 
-def buyer_flow(page, server, shots, w):
+def buyer_flow(page, server, w):
     log_in(page, server, w.buyer.user["username"])
     expect(page).to_have_url(re.compile(r"/shop$"))
     expect(page.get_by_role("heading", name="采购下单")).to_be_visible()
@@ -122,7 +74,7 @@ def buyer_flow(page, server, shots, w):
     expect(preview).to_contain_text("平均分摊给 5 位会员")
     expect(preview.locator("#over-warning")).to_have_count(0)
     expect(preview.locator("tbody tr").first).to_contain_text("¥120.00")
-    page.screenshot(path=str(shots / "buyer_shop.png"), full_page=True)
+    shoot(page, "buyer_shop_split")
 
     page.get_by_role("button", name="提交订单").click()
     expect(page).to_have_url(re.compile(r"/orders/\d+\?ok=placed$"))
@@ -135,7 +87,7 @@ def buyer_flow(page, server, shots, w):
     expect(payment.locator("#reference")).to_have_text(f"XFBF{order_id:08d}")
     expect(payment).to_contain_text("¥600.00")
     expect(page.locator("table", has_text="会员编号")).to_contain_text("职工A4")
-    page.screenshot(path=str(shots / "buyer_order.png"), full_page=True)
+    shoot(page, "buyer_order_placed")
 
     # the order is the API's order, held for every member
     api = httpx.get(f"{server}/api/orders/{order_id}", headers={"Authorization": f"Bearer {w.buyer.token}"})
@@ -175,12 +127,12 @@ async def report_world(make_user, admin):
     return world
 
 
-def test_auditor_sees_progress_bars_and_verifies_the_ledger(server, shots, report_world):
+def test_auditor_sees_progress_bars_and_verifies_the_ledger(server, report_world):
     with browser_page() as page:
-        auditor_flow(page, server, shots, report_world)
+        auditor_flow(page, server, report_world)
 
 
-def auditor_flow(page, server, shots, w):
+def auditor_flow(page, server, w):
     log_in(page, server, w.auditor.user["username"])
     expect(page).to_have_url(re.compile(r"/reports/targets$"))
     tree = page.locator("#targets-tree")
@@ -195,7 +147,7 @@ def auditor_flow(page, server, shots, w):
     expect(chart).to_be_visible()
     expect(chart.locator("li")).to_have_count(2)  # the federation's two districts
     expect(chart).to_contain_text("75.0%")
-    page.screenshot(path=str(shots / "auditor_targets.png"), full_page=True)
+    shoot(page, "auditor_targets_tree")
 
     page.get_by_role("link", name="额度流水").click()
     expect(page.get_by_role("heading", name="额度流水")).to_be_visible()

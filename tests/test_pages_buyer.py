@@ -16,7 +16,13 @@ from budgets.tables import Member
 from catalog.tables import Product
 from shop.orders.tables import Allocation, Order
 from shop.web.ui import read_yuan
-from tests.test_web import HTMX, as_user, hold_for, page_login, post_form, text_of, token, world  # noqa: F401  (fixture)
+from tests.test_web import HTMX, as_user, hold_for, page_login, post_form, text_of, token
+from tests.world import build_world
+
+
+@pytest.fixture
+async def world(make_user, admin):
+    return await build_world(make_user, admin)
 
 
 async def paid_order(world, quantity: int = 2, members: list[int] | None = None, key: str = "paid-1") -> dict:

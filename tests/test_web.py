@@ -469,7 +469,7 @@ async def test_admin_confirms_a_transfer_with_its_reference(client, world):
     r = await client.get("/admin/orders")
     assert r.status_code == 200 and reference in r.text and "GZ-TH-001工会" in r.text and "¥100.00" in r.text
     r = await post_form(client, f"/admin/orders/{order['id']}/confirm", {"reference": "XFBF99999999"}, htmx=True)
-    assert "与订单的转账附言不一致" in r.text
+    assert "转账附言：与订单不一致" in r.text
     assert (await Order.select(Order.status).first())["status"] == "pending_payment"
     r = await post_form(client, f"/admin/orders/{order['id']}/confirm", {"reference": reference.lower()}, htmx=True)
     assert "已确认收款" in r.text and "已付款" in r.text

@@ -226,7 +226,7 @@ _TRANSLATIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^name must be at most (\d+) characters$"), r"姓名最多 \1 个字"),
     (re.compile(r"^name must not contain control characters$"), "姓名含有不可见的控制字符"),
     (re.compile(r"^the file has no members$"), "文件中没有会员"),
-    (re.compile(r"^does not match the order's transfer reference$"), "与订单的转账附言不一致"),
+    (re.compile(r"^does not match the order's transfer reference$"), "与订单不一致"),
     (re.compile(r"^reference: does not match the order's transfer reference$"), "转账附言与订单不一致"),
     (re.compile(r"^the supplier is not certified for region .*$"), "该供应商没有此产地的认证"),
     (re.compile(r"^an order that is (\w+) cannot be (.+)$"), "订单当前为“{state}”，不能{action}"),

@@ -184,6 +184,9 @@ class ShopPages(Page):
         if added is not None:  # a toast says so wherever the page is scrolled (the basket may be far down)
             headers["HX-Trigger"] = json.dumps({"basket-added": {"title": added, "count": view["count"]}})
         preview = split_preview(view["total_fen"], selection, await _budget(request))
+        if op in ("inc", "dec") and product_id in basket:  # the same lines: only the figures change
+            headers["HX-Reswap"] = "none"
+            return render(request, "_basket_bits.html", basket=view, preview=preview, product_id=product_id, cookies=cookies, headers=headers)
         return render(request, "_basket.html", basket=view, preview=preview, oob=True, cookies=cookies, headers=headers)
 
     @post("/shop/preview", status_code=200)

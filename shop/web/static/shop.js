@@ -39,6 +39,21 @@
     if (message && !window.confirm(message)) event.preventDefault();
   });
 
+  // + − × in the basket: each change is sent through the order form, which stays on the page
+  // while the basket is swapped, so a click made while another is on its way waits its turn
+  // (hx-sync on the form) and is never dropped with the button it came from; the answer
+  // carries the basket and the preview of that same basket.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-basket]");
+    var form = orderForm();
+    if (!button || !form || !window.htmx) return;
+    event.preventDefault();
+    htmx.ajax("POST", "/shop/basket", {
+      source: form, target: "#basket", swap: "outerHTML",
+      values: { product_id: button.getAttribute("data-product"), op: button.getAttribute("data-basket") }
+    }).catch(function () { /* said by the htmx:sendError / responseError handlers below */ });
+  });
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest("[data-copy]");
     if (!button) return;
@@ -82,13 +97,17 @@
     var d = event.detail || {};
     toast("已加入采购车：" + escapeHtml(d.title || "") + "（共 " + (d.count || 0) + " 件）<a href=\"#order-form\">去下单 ↓</a>");
   });
-  document.addEventListener("htmx:afterSwap", function (event) {
+  function updateBadge() {
     var count = document.getElementById("basket-count");
     var badge = document.getElementById("basket-badge-count");
     if (count && badge) {
       badge.textContent = count.getAttribute("data-count");
       badge.parentElement.hidden = count.getAttribute("data-count") === "0";
     }
+  }
+  document.addEventListener("htmx:oobAfterSwap", updateBadge);
+  document.addEventListener("htmx:afterSwap", function (event) {
+    updateBadge();
     // the control that was clicked is gone (the last unit removed): keep focus in the basket
     if (event.detail.target && event.detail.target.id === "basket" && document.activeElement === document.body) {
       var heading = document.querySelector("#basket h3");
