@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from piccolo.columns.combination import WhereRaw
+from piccolo.querystring import QueryString
 
 from catalog.regions import CATEGORIES, check_category
 from catalog.schemas import MAX_STOCK, ProductIn, ProductOut, ProductPatch, ReviewOut, check_page, clean_text, validated
@@ -149,13 +150,17 @@ async def list_products(
         )
     if q is not None and (q := q.strip()):
         conditions.append(_text_match(q))
-    rows_query = Product.select(*_PRODUCT_COLUMNS).order_by(Product.id).limit(limit).offset(offset)
+    # the rows and how many match in one query (a window count); past the last page there
+    # is no row to carry it, and only then is it counted on its own
+    rows_query = Product.select(*_PRODUCT_COLUMNS, QueryString("count(*) OVER ()", alias="full_count"))
+    rows_query = rows_query.order_by(Product.id).limit(limit).offset(offset)
     count_query = Product.count()
     if conditions:
         rows_query = rows_query.where(*conditions)
         count_query = count_query.where(*conditions)
     rows = await rows_query
-    return [_product_out(r) for r in rows], await count_query
+    total = rows[0]["full_count"] if rows else await count_query
+    return [_product_out(r) for r in rows], total
 
 
 async def _product_row(product_id: int) -> dict[str, Any] | None:

@@ -13,10 +13,35 @@ from urllib.parse import urlparse
 
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 
 T = TypeVar("T")
 POOL_CLOSE_SECONDS = 5
+
+
+class SerialTransaction(SQLiteTransaction):
+    """A write transaction that first waits its turn in this process (an asyncio lock),
+    so that a process's tasks queue for SQLite's one write lock in order instead of each
+    spinning on the busy timeout; other processes still meet the busy timeout."""
+
+    async def __aenter__(self) -> SQLiteTransaction:
+        if self._parent is not None:
+            return self._parent
+        lock = self.engine.write_lock()
+        await lock.acquire()
+        try:
+            return await super().__aenter__()
+        except BaseException:
+            lock.release()
+            raise
+
+    async def __aexit__(self, exception_type, exception, traceback) -> bool:
+        if self._parent:
+            return exception is None
+        try:
+            return await super().__aexit__(exception_type, exception, traceback)
+        finally:
+            self.engine.write_lock().release()
 
 
 class ShopSQLiteEngine(SQLiteEngine):
@@ -24,15 +49,29 @@ class ShopSQLiteEngine(SQLiteEngine):
 
     Piccolo's default DEFERRED transactions fail with "database is locked" when two
     connections read then write; every transaction in the shop may write, so all
-    of them start IMMEDIATE and wait (busy timeout) for the lock instead.
+    of them start IMMEDIATE, one at a time in a process (`SerialTransaction`), and wait
+    (busy timeout) for the lock another process holds. A DEFERRED transaction (a read
+    snapshot) takes no lock and does not queue.
     """
+
+    _locks: dict[Any, asyncio.Lock]
+
+    def write_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        locks = self.__dict__.setdefault("_locks", {})
+        if loop not in locks:
+            locks.clear()  # a new event loop (the CLI, a test session): the old lock is gone with it
+            locks[loop] = asyncio.Lock()
+        return locks[loop]
 
     def transaction(  # type: ignore[override]
         self,
         transaction_type: TransactionType = TransactionType.immediate,
         allow_nested: bool = True,
     ):
-        return super().transaction(transaction_type=transaction_type, allow_nested=allow_nested)
+        if transaction_type == TransactionType.deferred:
+            return super().transaction(transaction_type=transaction_type, allow_nested=allow_nested)
+        return SerialTransaction(engine=self, transaction_type=transaction_type, allow_nested=allow_nested)
 
     async def run_ddl(self, ddl: str, in_pool: bool = False):
         """SQLite cannot ALTER TABLE … ADD CONSTRAINT, which Piccolo's migrations emit
@@ -95,11 +134,21 @@ def prepare_sqlite(path: str) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
 
 
+async def _release(connection: Any) -> None:
+    """What a connection needs when it goes back to the pool: only a rollback, if a
+    cancelled request left a transaction open. asyncpg's default (`pg_advisory_unlock_all();
+    CLOSE ALL; UNLISTEN *; RESET ALL`) costs a round trip on every release; the shop takes
+    no session-level advisory lock, opens no cursor outside a transaction, listens to
+    nothing and sets no session setting, so there is nothing else to undo."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
 @asynccontextmanager
 async def connection_pool(engine: Engine, min_size: int, max_size: int) -> AsyncIterator[None]:
     """Open the PostgreSQL pool for the app's lifetime (no-op on SQLite)."""
     if isinstance(engine, PostgresEngine):
-        await engine.start_connection_pool(min_size=min_size, max_size=max_size)
+        await engine.start_connection_pool(min_size=min_size, max_size=max_size, reset=_release)
         try:
             yield
         finally:
