@@ -1,12 +1,15 @@
-"""The `shop` command: serve, migrate, seed, user create, expire-holds."""
+"""The `shop` command: serve, migrate, seed, user create, expire-holds, tick."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from datetime import datetime, timezone
+
+logger = logging.getLogger("shop")
 
 
 def _run(coro):
@@ -73,6 +76,17 @@ async def _tick() -> dict[str, int]:
     return await tick(datetime.now(timezone.utc), get_settings())
 
 
+def _configure_logging() -> None:
+    """The CLI logs as the servers do (LOG_FORMAT, LOG_LEVEL); settings that are not valid
+    fall back to text at INFO here."""
+    from shop.logs import configure
+
+    try:
+        configure(os.environ.get("LOG_FORMAT") or "text", os.environ.get("LOG_LEVEL") or "INFO")
+    except ValueError:
+        configure("text", "INFO")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="shop", description="消费帮扶商城")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("expire-holds", help="expire pending orders whose hold ran out")
     sub.add_parser("tick", help="run the periodic work once (expiry, payments that never started)")
     args = parser.parse_args(argv)
+    _configure_logging()
 
     from common.errors import DomainError
 
@@ -119,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
 def _serve(args) -> None:
     import uvicorn
 
+    from shop.logs import logging_dict
     from shop.settings import get_settings
 
     settings = get_settings()
@@ -130,13 +146,14 @@ def _serve(args) -> None:
         print(flush=True)
     elif not args.no_migrate:
         _run(_with_db(_migrate))
-    print(f"消费帮扶商城 on http://{args.host}:{args.port}  (database: {settings.database_url.split('@')[-1]})", flush=True)
+    logger.info("消费帮扶商城 on http://%s:%s  (database: %s)", args.host, args.port, settings.database_url.split("@")[-1])
     os.environ.setdefault("PYTHONPATH", os.pathsep.join(sys.path))
     uvicorn.run(
         "shop.asgi:app",
         host=args.host,
         port=args.port,
         workers=args.workers,
+        log_config=logging_dict(settings.log_format, settings.log_level),  # the supervisor and every worker
         log_level=settings.log_level.lower(),
         proxy_headers=False,
     )
