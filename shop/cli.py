@@ -156,6 +156,8 @@ def _serve(args) -> None:
         log_config=logging_dict(settings.log_format, settings.log_level),  # the supervisor and every worker
         log_level=settings.log_level.lower(),
         proxy_headers=False,
+        # SIGTERM: stop taking connections, let requests in flight finish (at most this long), then stop
+        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
     )
 
 

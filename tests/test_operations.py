@@ -1,4 +1,5 @@
-"""Operations: the request id on every log line and in every answer, the logs as JSON."""
+"""Operations: the request id on every log line and in every answer, the logs as JSON, and a
+graceful stop that finishes the requests in flight."""
 
 from __future__ import annotations
 
@@ -6,8 +7,15 @@ import json
 import logging
 import os
 import re
+import signal
+import socket
+from urllib.parse import urlparse
 
+import pytest
+
+from shop.auth.accounts import create_user
 from shop.logs import JsonFormatter
+from tests.server import eventually, server_process
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -52,3 +60,62 @@ def test_the_json_formatter_writes_one_object_a_line_with_the_exception():
     line = json.loads(text)
     assert line["message"] == "failed: x, 订单 7" and line["level"] == "ERROR" and line["pid"] == os.getpid()
     assert "ValueError: broken" in line["exc"] and line["time"].endswith("+00:00")
+
+
+def _send_headers(url: str, body_length: int, request_id: str) -> socket.socket:
+    """A login whose body is still on its way: the headers (asking `Expect: 100-continue`)
+    and nothing else. The server's `100 Continue` says the app is reading the body."""
+    host, port = urlparse(url).hostname, urlparse(url).port
+    sock = socket.create_connection((host, port), timeout=60)
+    sock.sendall(
+        f"POST /api/auth/login HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {body_length}\r\nExpect: 100-continue\r\nX-Request-ID: {request_id}\r\n\r\n".encode()
+    )
+    interim = b""
+    while not interim.endswith(b"\r\n\r\n"):
+        interim += sock.recv(1)
+    assert interim.startswith(b"HTTP/1.1 100 Continue"), interim
+    return sock
+
+
+def _rest_of_answer(sock: socket.socket) -> tuple[str, dict[str, str], bytes]:
+    data = b""
+    while chunk := sock.recv(65536):  # the server closes the connection after answering
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status, *fields = head.decode("latin-1").split("\r\n")
+    return status, {k.lower(): v.strip() for k, v in (f.split(":", 1) for f in fields)}, body
+
+
+@pytest.mark.slow_suite
+async def test_json_logs_and_a_graceful_stop_that_finishes_the_request_in_flight(app):
+    await create_user("late", "late-password", "admin")
+    env = {"LOG_FORMAT": "json", "LOG_LEVEL": "INFO", "GRACEFUL_SHUTDOWN_SECONDS": "60", "PG_POOL_MAX": "4"}
+    with server_process(workers=2, extra_env=env) as server:
+        import httpx
+
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as c:
+            hook = await c.post("/api/payments/stripe/webhook", content=b"{}", headers={"X-Request-ID": "ops-hook-1"})
+            assert hook.status_code == 400 and hook.headers["x-request-id"] == "ops-hook-1"
+        body = json.dumps({"username": "late", "password": "late-password"}).encode()
+        sock = _send_headers(server.url, len(body), "in-flight-1")
+        server.proc.send_signal(signal.SIGTERM)
+        # the worker holding the request has stopped taking connections and waits for it
+        await eventually(lambda: "Waiting for connections to close" in server.output(), "the server is stopping")
+        sock.sendall(body)
+        status, headers, answer = _rest_of_answer(sock)
+        sock.close()
+        assert status == "HTTP/1.1 200 OK", (status, answer)
+        assert json.loads(answer)["token"] and headers["connection"] == "close" and headers["x-request-id"] == "in-flight-1"
+        assert server.proc.wait(timeout=90) == 0
+        output = server.output()
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]  # every line is JSON
+    assert all({"time", "level", "logger", "message", "request_id", "pid"} <= set(line) for line in lines)
+    by_id = {}
+    for line in lines:
+        by_id.setdefault(line["request_id"], []).append(line)
+    hook_lines = {(line["logger"], line["level"]) for line in by_id["ops-hook-1"]}
+    assert {("shop.payments", "ERROR"), ("uvicorn.access", "INFO")} <= hook_lines, by_id["ops-hook-1"]
+    assert [line["logger"] for line in by_id["in-flight-1"]] == ["uvicorn.access"]
+    assert '"POST /api/auth/login HTTP/1.1" 200' in by_id["in-flight-1"][0]["message"]
+    assert not [line for line in lines if "timeout graceful shutdown exceeded" in line["message"]]
