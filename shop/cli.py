@@ -1,4 +1,4 @@
-"""The `shop` command: serve, migrate, seed, user create, expire-holds, tick."""
+"""The `shop` command: serve, migrate, seed, user create, expire-holds, tick, check."""
 
 from __future__ import annotations
 
@@ -76,9 +76,21 @@ async def _tick() -> dict[str, int]:
     return await tick(datetime.now(timezone.utc), get_settings())
 
 
+def _check() -> int:
+    """Print each finding; 1 when any is a failure."""
+    from shop.check import run_checks
+
+    findings = _run(run_checks())
+    for finding in findings:
+        print(finding.line(), flush=True)
+    failed = [f for f in findings if f.level == "FAIL"]
+    print(f"{len(failed)} problem(s)" if failed else "ready to serve")
+    return 1 if failed else 0
+
+
 def _configure_logging() -> None:
     """The CLI logs as the servers do (LOG_FORMAT, LOG_LEVEL); settings that are not valid
-    fall back to text at INFO here."""
+    fall back to text at INFO here, and `shop check` says what is wrong with them."""
     from shop.logs import configure
 
     try:
@@ -109,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     scope.add_argument("--supplier-id", type=int)
     sub.add_parser("expire-holds", help="expire pending orders whose hold ran out")
     sub.add_parser("tick", help="run the periodic work once (expiry, payments that never started)")
+    sub.add_parser("check", help="are the settings sane, the database reachable and migrated (exit 1 if not)")
     args = parser.parse_args(argv)
     _configure_logging()
 
@@ -125,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"expired {_run(_with_db(_expire))} order(s)")
         elif args.command == "tick":
             print(_run(_with_db(_tick)))
+        elif args.command == "check":
+            raise SystemExit(_check())
         elif args.command == "serve":
             _serve(args)
     except DomainError as exc:

@@ -1,5 +1,5 @@
-"""Operations: the request id on every log line and in every answer, the logs as JSON, and a
-graceful stop that finishes the requests in flight."""
+"""Operations: the request id on every log line and in every answer, the logs as JSON,
+`shop check`, and a graceful stop that finishes the requests in flight."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ import pytest
 
 from shop.auth.accounts import create_user
 from shop.logs import JsonFormatter
+from tests.conftest import POSTGRES_URL
 from tests.server import eventually, server_process
+from tests.test_cli import shop
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -60,6 +62,73 @@ def test_the_json_formatter_writes_one_object_a_line_with_the_exception():
     line = json.loads(text)
     assert line["message"] == "failed: x, 订单 7" and line["level"] == "ERROR" and line["pid"] == os.getpid()
     assert "ValueError: broken" in line["exc"] and line["time"].endswith("+00:00")
+
+
+def check(**env: str) -> tuple[int, str]:
+    done = shop("check", env=env)
+    return done.returncode, done.stdout
+
+
+def lines_of(out: str, level: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith(f"{level} ")]
+
+
+async def test_check_passes_on_a_migrated_database(app):
+    code, out = check()
+    assert code == 0, out
+    assert any(line.startswith("ok    database: ") and "reachable" in line for line in out.splitlines()), out
+    assert re.search(r"^ok    migrations: all \d+ applied$", out, re.MULTILINE), out
+    assert lines_of(out, "FAIL") == [] and out.strip().endswith("ready to serve")
+    if POSTGRES_URL:  # the pool against the server's limit, for the README's arithmetic
+        assert re.search(r"^ok    connections: each server process opens up to PG_POOL_MAX=10 .* max_connections=\d+", out, re.MULTILINE), out
+
+
+async def test_check_says_what_is_wrong(app, tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    code, out = check(DATABASE_URL=f"sqlite:///{empty}")
+    assert code == 1 and re.search(r"^FAIL  migrations: (\d+) of \1 not applied \(run `shop migrate`\)", out, re.MULTILINE), out
+    code, out = check(DATABASE_URL=f"sqlite:///{tmp_path / 'none.db'}")
+    assert code == 1 and "the file does not exist" in out and not (tmp_path / "none.db").exists()
+    code, out = check(DATABASE_URL="postgresql://shop@127.0.0.1:1/shop")
+    assert code == 1 and "FAIL  database: 127.0.0.1:1/shop is not reachable" in out, out
+    code, out = check(TOKEN_TTL_HOURS="twelve")
+    assert code == 1 and lines_of(out, "FAIL")[0].startswith("FAIL  settings: cannot be read"), out
+    code, out = check(PG_POOL_MIN="5", PG_POOL_MAX="2", LOG_FORMAT="xml")
+    assert code == 1 and {line.split(":")[0] for line in lines_of(out, "FAIL")} == {"FAIL  PG_POOL_MIN", "FAIL  LOG_FORMAT"}, out
+
+
+async def test_check_holds_production_to_production_settings(app):
+    public = {"PUBLIC_URL": "https://shop.example.cn"}
+    code, out = check(**public)
+    unset = "FAIL  SECRET_KEY: not set: in production set it, the same on every server (one generated into DATA_DIR differs per machine"
+    assert code == 1 and [line[: len(unset)] for line in lines_of(out, "FAIL")] == [unset], out
+    assert check(**public, SECRET_KEY="short")[1].count("FAIL  SECRET_KEY: too short (5 characters; at least 32)") == 1
+    secret = {"SECRET_KEY": "s" * 48}
+    code, out = check(**public, **secret)
+    assert code == 0 and "ok    PUBLIC_URL: https://shop.example.cn (production)" in out, out
+    # Stripe live: PUBLIC_URL must be https, and the webhook secret set
+    live = {"STRIPE_API_KEY": "sk_live_123", "STRIPE_WEBHOOK_SECRET": "whsec_1", **secret}
+    code, out = check(**live, PUBLIC_URL="http://shop.example.cn")
+    assert code == 1 and [line.split(":")[0] for line in lines_of(out, "FAIL")] == ["FAIL  PUBLIC_URL"], out
+    assert "must be https while Stripe is live" in out and "warn  PUBLIC_URL" in out
+    code, out = check(**{**live, "STRIPE_WEBHOOK_SECRET": ""}, **public)
+    assert code == 1 and [line.split(":")[0] for line in lines_of(out, "FAIL")] == ["FAIL  STRIPE_WEBHOOK_SECRET"], out
+    code, out = check(**live, **public)
+    assert code == 0 and "ok    payments: Stripe, live mode" in out, out
+    # test mode on this machine's address is fine over http
+    assert check(STRIPE_API_KEY="sk_test_1", STRIPE_WEBHOOK_SECRET="whsec_1")[0] == 0
+
+
+async def test_check_asks_redis_when_it_is_set(app):
+    from tests.test_two_servers import REDIS_TEST_URL
+
+    code, out = check(REDIS_URL="redis://127.0.0.1:1/0")
+    assert code == 1 and "FAIL  redis: redis://127.0.0.1:1/0 does not answer" in out, out
+    code, out = check(REDIS_URL=REDIS_TEST_URL)
+    if code and "does not answer" in out:
+        pytest.skip(f"no Redis at {REDIS_TEST_URL}")
+    assert code == 0 and f"ok    redis: {REDIS_TEST_URL} answers" in out, out
 
 
 def _send_headers(url: str, body_length: int, request_id: str) -> socket.socket:
