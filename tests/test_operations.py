@@ -1,5 +1,6 @@
 """Operations: the request id on every log line and in every answer, the logs as JSON,
-`shop check`, and a graceful stop that finishes the requests in flight."""
+`shop check`, a graceful stop that finishes the requests in flight, and a backup with
+pg_dump that restores."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -16,8 +22,9 @@ import pytest
 from shop.auth.accounts import create_user
 from shop.logs import JsonFormatter
 from tests.conftest import POSTGRES_URL
-from tests.server import eventually, server_process
+from tests.server import ROOT, eventually, server_process
 from tests.test_cli import shop
+from tests.world import build_world
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -188,3 +195,33 @@ async def test_json_logs_and_a_graceful_stop_that_finishes_the_request_in_flight
     assert [line["logger"] for line in by_id["in-flight-1"]] == ["uvicorn.access"]
     assert '"POST /api/auth/login HTTP/1.1" 200' in by_id["in-flight-1"][0]["message"]
     assert not [line for line in lines if "timeout graceful shutdown exceeded" in line["message"]]
+
+
+def run(*args: str, **env: str) -> str:
+    """A command that must succeed (with the tests' environment, and `env` over it); its output."""
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run(list(args), env=environ, cwd=ROOT, capture_output=True, text=True, check=True, timeout=120).stdout
+
+
+@pytest.mark.skipif(not POSTGRES_URL or not shutil.which("pg_restore"), reason="a backup with pg_dump needs PostgreSQL and its tools")
+async def test_a_pg_dump_backup_restores_to_a_shop_that_checks_and_verifies(app, make_user, admin):
+    """README, "Running in production": the backup and restore commands, as written there."""
+    world = await build_world(make_user, admin)
+    r = await world.buyer.post("/api/orders", json={"lines": [{"product_id": world.products["tea"], "quantity": 2}], "members": world.members[:2]},
+                               headers={"Idempotency-Key": "backup-1"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    url = urlparse(POSTGRES_URL)
+    name = url.path.lstrip("/") + "_restore"
+    restored, maintenance = url._replace(path=f"/{name}").geturl(), url._replace(path="/postgres").geturl()
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = Path(tmp) / "shop.dump"
+        run("pg_dump", "--format=custom", f"--file={dump}", POSTGRES_URL)
+        run("psql", "-q", maintenance, "-c", f'DROP DATABASE IF EXISTS "{name}"', "-c", f'CREATE DATABASE "{name}"')
+        try:
+            run("pg_restore", "--no-owner", f"--dbname={restored}", str(dump))
+            code, out = check(DATABASE_URL=restored)
+            assert code == 0 and re.search(r"^ok    migrations: all \d+ applied$", out, re.MULTILINE), out
+            verify = "import asyncio; from budgets.ledger import verify_ledger; v = asyncio.run(verify_ledger()); print(v.ok, v.entries)"
+            assert run(sys.executable, "-c", verify, DATABASE_URL=restored).split() == ["True", "2"]  # the two holds, chained
+        finally:
+            run("psql", "-q", maintenance, "-c", f'DROP DATABASE IF EXISTS "{name}"')
