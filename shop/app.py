@@ -12,7 +12,6 @@ from typing import AsyncIterator
 import msgspec
 from litestar import Litestar, Request, Router
 from litestar.exceptions import ValidationException
-from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
@@ -22,6 +21,7 @@ from shop.auth.revocation import RevocationCache
 from shop.auth.tokens import build_jwt_auth
 from shop.db import connection_pool, redis_client
 from shop.errors import exception_handlers, problem, problem_details_plugin
+from shop.logs import RequestIdMiddleware, litestar_logging
 from shop.openapi import install as document_problems
 from shop.settings import Settings, get_settings
 
@@ -143,10 +143,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_request=strict_json_body,
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(title="消费帮扶商城 API", version="1.0.0", path="/schema"),
-        logging_config=LoggingConfig(
-            root={"level": settings.log_level, "handlers": ["queue_listener"]},
-            log_exceptions="never",  # the 500 handler logs with the stack trace
-        ),
+        logging_config=litestar_logging(settings.log_format, settings.log_level),
         request_max_body_size=2 * 1024 * 1024,
         debug=False,
     )
@@ -155,6 +152,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.jwt_auth = jwt_auth
     app.state.redis = redis
     app.state.revocations = RevocationCache()
+    # outermost, around the router itself: unknown paths and refusals get a request id too
+    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
     return app
 
 

@@ -4,6 +4,9 @@ Redis, when REDIS_URL is set, for the counters every server process shares."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import logging
 import re
 import socket
 import sqlite3
@@ -16,6 +19,7 @@ from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 
 T = TypeVar("T")
+logger = logging.getLogger("shop.db")
 POOL_CLOSE_SECONDS = 5
 
 
@@ -175,10 +179,18 @@ def redis_client(url: str) -> Any:
 
 
 async def migrate() -> None:
-    """Run every app's Piccolo migrations that have not run yet."""
+    """Run every app's Piccolo migrations that have not run yet. Piccolo prints what it does;
+    that goes to the log instead, line by line (JSON too, with `LOG_FORMAT=json`)."""
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
-    result = await run_forwards("all")
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            result = await run_forwards("all")
+    finally:
+        for line in printed.getvalue().splitlines():
+            if line.strip(" -"):
+                logger.info("migrations: %s", line.strip())
     if not result.success:
         raise RuntimeError(f"migrations failed: {result.message}")
 

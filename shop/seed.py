@@ -10,13 +10,15 @@ from typing import Any
 import budgets.members
 import budgets.targets
 import budgets.unions
+import seeds
 from catalog import service as catalog
 from catalog.regions import ensure_region
 from catalog.suppliers import ensure_supplier
 from shop.auth import accounts
 from shop.auth.tables import User
 
-SEEDS_DIR = Path(os.environ.get("SEEDS_DIR", Path(__file__).resolve().parent.parent / "seeds"))
+# the `seeds` package: the source tree's seeds/ folder, or the copy an installed wheel carries
+SEEDS_DIR = Path(os.environ.get("SEEDS_DIR") or Path(seeds.__file__).resolve().parent)
 
 
 def _load(name: str) -> list[dict[str, Any]]:
