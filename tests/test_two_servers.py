@@ -26,6 +26,7 @@ from budgets.tables import LedgerEntry, MemberBudget
 from catalog.tables import Product
 from common.clock import utcnow
 from shop.auth.accounts import create_user
+from shop.fulfilment.tables import Shipment
 from shop.orders.states import OrderStatus
 from shop.orders.tables import Order, OrderEvent
 from tests.conftest import fresh_login_window
@@ -177,11 +178,7 @@ def _logged(output: str, pattern: str) -> list[tuple[int, int]]:
 async def test_periodic_work_is_done_once_between_both_servers_and_cron(app, servers, make_user, admin):
     """Each server runs the periodic work (`shop/jobs.py: tick()`) every second, and two `shop
     tick` runs join in at once: whatever falls due is done by exactly one of them. Hold expiry
-    below; auto-receive of shipments (still `shipped` after AUTO_RECEIVE_DAYS), once `tick()`
-    does it, is checked the same way in a test beside this one: ship orders over HTTP, move
-    their `shipped_at` back, start `_shop_tick()` twice while the servers tick, wait until none
-    is `shipped`, then expect one `received` event per shipment (actor null), its log line
-    written by exactly one process, and the same answer from both servers."""
+    below; auto-receive of shipments in the test after this one."""
     world = await build_world(make_user, admin, members=8)
     tea = world.products["tea"]
     await Product.update({Product.stock: 1000}).where(Product.id == tea)
@@ -231,3 +228,62 @@ async def test_periodic_work_is_done_once_between_both_servers_and_cron(app, ser
         for server in servers:
             stories = await asyncio.gather(*[c.get(f"{server.url}/api/orders/{i}/events", headers=auth) for i in orders])
             assert {tuple(e["action"] for e in r.json()) for r in stories} == {("placed", "expired")}
+
+
+RECEIVED = r"shipment (\d+) received automatically \(order \d+\)"  # shop/fulfilment/shipments.py's line
+
+
+async def _none_shipped(shipments: list[int]) -> bool:
+    return not await Shipment.exists().where(Shipment.id.is_in(shipments) & (Shipment.status == "shipped"))
+
+
+async def test_auto_receive_is_done_once_between_both_servers_and_cron(app, servers, make_user, admin):
+    """Shipments sent more than AUTO_RECEIVE_DAYS ago: both servers' periodic work and two
+    `shop tick` runs find them due at once; each is received once, by exactly one process."""
+    world = await build_world(make_user, admin, members=4)
+    tea = world.products["tea"]
+    await Product.update({Product.stock: 1000}).where(Product.id == tea)
+    buyer = {"Authorization": f"Bearer {world.buyer.token}"}
+    admin_auth = {"Authorization": f"Bearer {world.admin.token}"}
+    supplier = {"Authorization": f"Bearer {world.supplier_user.token}"}
+    async with _client(8) as c:
+        placed = await asyncio.gather(*[
+            c.post(servers[i % 2].url + "/api/orders", headers={**buyer, "Idempotency-Key": f"ship-{i}"},
+                   json={"lines": [{"product_id": tea, "quantity": 1}], "members": [world.members[i % 4]]})
+            for i in range(12)
+        ])  # fmt: skip
+        assert [r.status_code for r in placed] == [201] * 12
+        for i, r in enumerate(placed):
+            order = r.json()
+            paid = await c.post(f"{servers[i % 2].url}/api/admin/orders/{order['id']}/confirm-transfer", headers=admin_auth,
+                                json={"reference": order["payment"]["reference"]})  # fmt: skip
+            assert paid.status_code == 200, paid.text
+            [shipment] = paid.json()["shipments"]
+            sent = await c.post(f"{servers[(i + 1) % 2].url}/api/supplier/shipments/{shipment['id']}/ship", headers=supplier,
+                                json={"carrier": "顺丰速运", "tracking_no": f"SF{i:010d}"})  # fmt: skip
+            assert sent.status_code == 200, sent.text
+    shipments = sorted(s["id"] for s in await Shipment.select(Shipment.id))
+    orders = sorted(r.json()["id"] for r in placed)
+    logged_before = [len(s.output()) for s in servers]
+    await Shipment.update({Shipment.shipped_at: utcnow() - timedelta(days=11)}).where(Shipment.id.is_in(shipments))
+    ticks = [_shop_tick(), _shop_tick()]
+    cron = await asyncio.gather(*[asyncio.to_thread(p.communicate, timeout=120) for p in ticks])
+    assert [p.returncode for p in ticks] == [0, 0], cron
+    await eventually(lambda: _none_shipped(shipments), "every shipment received")
+
+    events = await OrderEvent.select(OrderEvent.order, OrderEvent.actor).where(OrderEvent.action == "received").order_by(OrderEvent.order)
+    assert [(e["order"], e["actor"]) for e in events] == [(i, None) for i in orders]
+    cron_lines = [_logged(err, RECEIVED) for _, err in cron]
+    assert [len(lines) for lines in cron_lines] == [ast.literal_eval(out.strip().splitlines()[-1])["shipments_received"] for out, _ in cron]
+
+    def all_lines() -> list[tuple[int, int]] | None:
+        outputs = [s.output()[before:] for s, before in zip(servers, logged_before)]
+        found = [line for output in outputs for line in _logged(output, RECEIVED)] + [line for lines in cron_lines for line in lines]
+        return found if len(found) >= len(shipments) else None
+
+    lines = await eventually(all_lines, "every receipt logged")
+    assert sorted(shipment for _, shipment in lines) == shipments  # each once, by one process
+    async with _client(8) as c:
+        for server in servers:
+            stories = await asyncio.gather(*[c.get(f"{server.url}/api/orders/{i}/events", headers=buyer) for i in orders])
+            assert {tuple(e["action"] for e in r.json()) for r in stories} == {("placed", "transfer_confirmed", "shipped", "received")}
