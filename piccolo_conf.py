@@ -9,6 +9,7 @@ DB = engine_from_url(get_settings().database_url)
 
 APP_REGISTRY = AppRegistry(
     apps=[
+        "common.piccolo_app",
         "budgets.piccolo_app",
         "catalog.piccolo_app",
         "shop.piccolo_app",
