@@ -11,15 +11,17 @@ from typing import AsyncIterator
 
 import msgspec
 from litestar import Litestar, Request, Router
+from litestar.di import Provide
 from litestar.exceptions import ValidationException
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from common.files import FileStore
 from shop import web
 from shop.auth.guards import require_roles
 from shop.auth.revocation import RevocationCache
-from shop.auth.tokens import build_jwt_auth
+from shop.auth.tokens import build_jwt_auth, principal_of_request
 from shop.db import connection_pool, redis_client
 from shop.errors import exception_handlers, problem, problem_details_plugin
 from shop.openapi import install as document_problems
@@ -108,6 +110,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     jwt_auth = build_jwt_auth(settings)
     redis = redis_client(settings.redis_url)  # login limits and revoked tokens; else in the database
     prometheus = PrometheusConfig(app_name="shop", prefix="shop", group_path=True, exclude=["^/metrics"])
+    file_store = FileStore(settings.data_dir)  # uploads, by content hash under DATA_DIR/files/
+
+    def provide_file_store() -> FileStore:
+        return file_store
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -124,6 +130,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     app = Litestar(
         route_handlers=[*_route_handlers(), PrometheusController, web.static_files_router()],
+        # what the packages' controllers cannot make themselves (`catalog.api` says which it takes)
+        dependencies={
+            "file_store": Provide(provide_file_store, sync_to_thread=False),
+            "viewer": Provide(principal_of_request),
+        },
         template_config=web.template_config(),
         csrf_config=web.csrf_config(settings),
         lifespan=[lifespan],
@@ -142,6 +153,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.settings = settings
+    app.state.file_store = file_store
     app.state.clock = lambda: datetime.now(timezone.utc)
     app.state.jwt_auth = jwt_auth
     app.state.redis = redis
