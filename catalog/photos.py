@@ -29,10 +29,17 @@ def _too_many(product_id: int) -> DomainError:
 
 
 async def add_photo(
-    store: FileStore, supplier_id: int, product_id: int, upload: Readable | AsyncIterable[bytes], *, actor_id: int | None
+    store: FileStore,
+    supplier_id: int,
+    product_id: int,
+    upload: Readable | AsyncIterable[bytes],
+    *,
+    actor_id: int | None,
+    review: bool = True,
 ) -> ImageOut:
     """A new photo of the supplier's product from `upload` (JPEG, PNG or WebP by content, at most
-    5 MB and 40 megapixels; else `validation_failed` on `file`). The seventh: `invalid_state`."""
+    5 MB and 40 megapixels; else `validation_failed` on `file`). The seventh: `invalid_state`.
+    `review=False`: the product stays in its state (the demo seeds, which list what they seed)."""
     await service.get_product(product_id, supplier_id=supplier_id)  # not found, or another supplier's: before reading
     if await image_count(product_id) >= MAX_IMAGES:
         raise _too_many(product_id)
@@ -41,19 +48,6 @@ async def add_photo(
             raise invalid("file", "a photo must be a JPEG, PNG or WebP image (recognised by its content)")
         async with DECODERS:
             encoded = await asyncio.to_thread(imaging.reencode, received.path, received.content_type)
-    return await _keep(store, supplier_id, product_id, encoded, actor_id=actor_id)
-
-
-async def add_encoded(
-    store: FileStore, supplier_id: int, product_id: int, encoded: imaging.Encoded, *, actor_id: int | None
-) -> ImageOut:
-    """A photo already made by `imaging.reencode` (the demo seeds draw theirs)."""
-    return await _keep(store, supplier_id, product_id, encoded, actor_id=actor_id)
-
-
-async def _keep(
-    store: FileStore, supplier_id: int, product_id: int, encoded: imaging.Encoded, *, actor_id: int | None
-) -> ImageOut:
     async with store.transaction() as files:
         row = await service.lock_editable(supplier_id, product_id)
         if await image_count(product_id) >= MAX_IMAGES:  # again, under the product's lock
@@ -71,7 +65,8 @@ async def _keep(
             )
         ).returning(ProductImage.id)
         image_id = inserted[0]["id"]
-        await service.changed_by_supplier(row, actor_id=actor_id, what=f"photo #{image_id} added")
+        if review:
+            await service.changed_by_supplier(row, actor_id=actor_id, what=f"photo #{image_id} added")
     return next(i for i in (await images_of([product_id]))[product_id] if i.id == image_id)
 
 

@@ -368,3 +368,28 @@ async def test_the_schema_describes_the_upload_and_the_image_route(client):
     image = schema["paths"]["/images/{name}"]["get"]
     assert image["security"] == [] and "404" in image["responses"]
     assert "image/webp" in image["responses"]["200"]["content"]
+
+
+# --- the demo seeds ---------------------------------------------------------------------------
+
+
+async def test_the_demo_seeds_draw_the_maoming_products_pictures_once(app, anon):
+    import json
+    import time
+
+    from catalog.tables import Product
+    from shop.seed import SEEDS_DIR, seed
+
+    started = time.monotonic()
+    assert (await seed())["pictures"] == 16
+    assert time.monotonic() - started < 30  # a few seconds on a quiet machine
+    statuses = {r["title"]: r["status"] for r in await Product.select(Product.title, Product.status)}
+    seeded = {p["title"]: p["status"] for p in json.loads((SEEDS_DIR / "products.json").read_text(encoding="utf-8"))}
+    assert statuses == seeded  # drawing pictures sent nothing back to review
+    maoming = (await anon.get("/api/products", params={"region": "maoming", "limit": 200})).json()["items"]
+    assert maoming and all(len(p["images"]) == 1 for p in maoming)
+    picture = await anon.get(maoming[0]["images"][0]["url"])
+    assert picture.status_code == 200 and opened(picture.content).size == (1200, 900)
+    rows, files = await ProductImage.count(), kept_files()
+    await seed()
+    assert await ProductImage.count() == rows == 16 and kept_files() == files
