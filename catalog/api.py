@@ -5,10 +5,11 @@ Thin controllers: parse, call one function of `catalog.regions`, `catalog.suppli
 `common.pagination`'s `page` (query `limit`, `offset`). Which role reaches which controller is
 decided by the group it is exported in (`ROUTES`). The application provides two dependencies the
 catalog cannot make itself: `file_store` (the `common.files.FileStore` under DATA_DIR) and
-`viewer` (who is asking on a public route: the signed-in user or None)."""
+`viewer` (`await viewer()`: who is asking on a public route, the signed-in user or None)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
@@ -70,7 +71,7 @@ async def product_filters(
 PRODUCT_FILTERS = {"filters": Provide(product_filters)}
 Filters = NamedDependency[dict[str, Any]]
 Files = NamedDependency[FileStore]  # the app's `file_store`
-Viewer = NamedDependency[Any]  # the app's `viewer`: who is asking on a public route, or None
+Viewer = NamedDependency[Callable[[], Awaitable[Any]]]  # the app's `viewer`: `await viewer()` is who is asking on a public route, or None
 IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match", max_length=2000)]
 PHOTO_BODY_MAX = body_limit(imaging.MAX_BYTES)
 
@@ -142,7 +143,7 @@ class ImageController(Controller):
         """`<sha256>.webp` with a strong `ETag` (the hash) and `Cache-Control`; a matching
         `If-None-Match` gets 304. Anyone else than who may see it: 404."""
         photo = await images.photo_file(name)
-        if photo is None or not images.may_see(photo, viewer):
+        if photo is None or not (photo.public or images.may_see(photo, await viewer())):
             raise DomainError("not_found", "no such image")
         cache = IMMUTABLE if photo.public else PRIVATE
         return file_response(file_store, photo.ref, if_none_match=if_none_match, cache_control=cache)

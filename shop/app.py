@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from typing import AsyncIterator
 
 import msgspec
 from litestar import Litestar, Request, Router
@@ -19,6 +19,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from common.files import FileStore
 from shop import web
+from shop.auth.accounts import Principal
 from shop.auth.guards import require_roles
 from shop.auth.revocation import RevocationCache
 from shop.auth.tokens import build_jwt_auth, principal_of_request
@@ -115,6 +116,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def provide_file_store() -> FileStore:
         return file_store
 
+    def provide_viewer(request: Request) -> Callable[[], Awaitable[Principal | None]]:
+        """Who is asking on a public route, looked up only if the handler asks (a listed
+        product's photo does not need to know)."""
+        return lambda: principal_of_request(request)
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with connection_pool(engine, settings.pg_pool_min, settings.pg_pool_max):
@@ -133,7 +139,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # what the packages' controllers cannot make themselves (`catalog.api` says which it takes)
         dependencies={
             "file_store": Provide(provide_file_store, sync_to_thread=False),
-            "viewer": Provide(principal_of_request),
+            "viewer": Provide(provide_viewer, sync_to_thread=False),
         },
         template_config=web.template_config(),
         csrf_config=web.csrf_config(settings),
@@ -153,7 +159,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.settings = settings
-    app.state.file_store = file_store
     app.state.clock = lambda: datetime.now(timezone.utc)
     app.state.jwt_auth = jwt_auth
     app.state.redis = redis

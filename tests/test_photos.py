@@ -283,6 +283,7 @@ async def test_a_listed_products_photos_are_public_cached_and_answer_304(world, 
         assert again.status_code == 304 and again.content == b"", tag
         assert again.headers["etag"] == f'"{sha}"' and "immutable" in again.headers["cache-control"]
     assert (await anon.get(image["url"], headers={"If-None-Match": '"other"'})).status_code == 200
+    assert (await anon.get(image["url"], headers={"Authorization": "Bearer not-a-token"})).status_code == 200
     listed = (await anon.get("/api/products")).json()["items"]
     assert [x["images"] for x in listed if x["id"] == p["id"]] == [[image]]
 
@@ -293,6 +294,7 @@ async def test_an_unlisted_products_photos_only_to_its_supplier_and_admins(world
     for who in (anon, world.sup_b):
         assert_problem(await who.get(image["url"]), 404, "not_found")
         assert_problem(await who.get(image["thumb_url"]), 404, "not_found")
+    assert_problem(await anon.get(image["url"], headers={"Authorization": "Bearer not-a-token"}), 404, "not_found")
     for who in (world.sup_a, world.admin):
         r = await who.get(image["url"])
         assert r.status_code == 200 and r.headers["cache-control"] == "private, no-cache"

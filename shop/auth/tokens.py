@@ -24,6 +24,8 @@ from shop.auth import revocation
 from shop.auth.accounts import Principal, load_principal
 from shop.settings import Settings
 
+COOKIE = "shop_token"  # the pages' login cookie
+
 
 def issue_token(jwt_auth: JWTCookieAuth[Principal], principal: Principal) -> str:
     """A new token for `principal` (loaded just now, so its token_version is current)."""
@@ -91,9 +93,6 @@ async def revoke_token(token: Token, state: Any) -> None:
     if isinstance(token.jti, str) and token.jti:
         await revocation.revoke(token.jti, token.exp, utcnow(), state.redis)
         state.revocations.put(token.jti, True)
-
-
-COOKIE = "shop_token"
 
 
 def build_jwt_auth(settings: Settings) -> JWTCookieAuth[Principal]:
