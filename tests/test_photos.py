@@ -184,6 +184,18 @@ async def test_at_most_six_a_product_and_the_seventh_leaves_nothing(world):
     assert len((await world.sup_a.get(f"/api/supplier/products/{p['id']}")).json()["images"]) == 6
 
 
+async def test_uploads_at_once_never_make_a_seventh(world):
+    import asyncio
+
+    p = await new_product(world.sup_a)
+    for _ in range(5):
+        assert (await upload(world.sup_a, p["id"], webp_image())).status_code == 201
+    colours = [tuple(random.randrange(256) for _ in range(3)) for _ in range(3)]
+    answers = await asyncio.gather(*[upload(world.sup_a, p["id"], png_with_transparency(c), "a.png") for c in colours])
+    assert sorted(r.status_code for r in answers) == [201, 409, 409]
+    assert await ProductImage.count() == 6 and in_progress() == []
+
+
 async def test_the_same_photo_twice_is_stored_once(world):
     p, q = await new_product(world.sup_a), await new_product(world.sup_a, title="茂名荔枝干 500克")
     files, rows, _ = await state()
