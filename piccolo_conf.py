@@ -12,6 +12,7 @@ DB = engine_from_url(os.environ.get("DATABASE_URL") or Settings().database_url)
 
 APP_REGISTRY = AppRegistry(
     apps=[
+        "common.piccolo_app",
         "budgets.piccolo_app",
         "catalog.piccolo_app",
         "shop.piccolo_app",

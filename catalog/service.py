@@ -16,8 +16,9 @@ from typing import Any
 from piccolo.columns.combination import WhereRaw
 from piccolo.querystring import QueryString
 
+from catalog.images import images_of
 from catalog.regions import CATEGORIES, check_category
-from catalog.schemas import MAX_STOCK, ProductIn, ProductOut, ProductPatch, ReviewOut, check_page, clean_text, validated
+from catalog.schemas import MAX_STOCK, ImageOut, ProductIn, ProductOut, ProductPatch, ReviewOut, check_page, clean_text, validated
 from catalog.suppliers import certified_region_id
 from catalog.tables import Product, ProductReview, ProductStatus, Region, RegionPairing, ReviewAction, Supplier
 from common.clock import local, utcnow
@@ -80,7 +81,7 @@ _PRODUCT_COLUMNS = (
 )
 
 
-def _product_out(row: dict[str, Any]) -> ProductOut:
+def _product_out(row: dict[str, Any], images: list[ImageOut]) -> ProductOut:
     return ProductOut(
         id=row["id"],
         title=row["title"],
@@ -98,6 +99,7 @@ def _product_out(row: dict[str, Any]) -> ProductOut:
         review_note=row["review_note"],
         created_at=local(row["created_at"]),
         updated_at=local(row["updated_at"]),
+        images=images,
     )
 
 
@@ -160,7 +162,8 @@ async def list_products(
         count_query = count_query.where(*conditions)
     rows = await rows_query
     total = rows[0]["full_count"] if rows else await count_query
-    return [_product_out(r) for r in rows], total
+    images = await images_of([r["id"] for r in rows])
+    return [_product_out(r, images.get(r["id"], [])) for r in rows], total
 
 
 async def _product_row(product_id: int) -> dict[str, Any] | None:
@@ -177,7 +180,7 @@ async def get_product(product_id: int, *, listed_only: bool = False, supplier_id
         raise DomainError("not_found", f"product {product_id} does not exist")
     if supplier_id is not None and row["supplier_id"] != supplier_id:
         raise DomainError("forbidden", f"product {product_id} belongs to another supplier")
-    return _product_out(row)
+    return _product_out(row, (await images_of([product_id])).get(product_id, []))
 
 
 async def _locked_product(product_id: int) -> dict[str, Any]:
@@ -200,6 +203,31 @@ async def _own_product(supplier_id: int, product_id: int) -> dict[str, Any]:
     if row["supplier"] != supplier_id:
         raise DomainError("forbidden", f"product {product_id} belongs to another supplier")
     return row
+
+
+async def lock_editable(supplier_id: int, product_id: int) -> dict[str, Any]:
+    """In the caller's transaction: the supplier's own product, its row locked, in a state in
+    which the supplier may still change it (a delisted one is frozen: `invalid_state`)."""
+    row = await _own_product(supplier_id, product_id)
+    if row["status"] not in EDITABLE_STATES:
+        raise DomainError("invalid_state", f"product {product_id} is {row['status']} and cannot be edited", product_status=row["status"])
+    return row
+
+
+async def changed_by_supplier(row: dict[str, Any], *, actor_id: int | None, what: str) -> None:
+    """In the caller's transaction, after `lock_editable(...)` gave `row`: the supplier changed
+    what the product shows (its photos). A listed product goes back to review (TRANSITIONS["edit"]),
+    recorded as `resubmitted` with `what` as the reason, so the admin's trail shows it."""
+    now = utcnow()
+    target = TRANSITIONS["edit"].get(row["status"])
+    values: dict[Any, Any] = {Product.updated_at: now}
+    if target is not None:
+        values[Product.status] = target
+    await Product.update(values).where((Product.id == row["id"]) & (Product.status == row["status"]))
+    if target is not None:
+        await ProductReview.insert(
+            ProductReview(product=row["id"], action=ReviewAction.resubmitted, actor_id=actor_id, reason=what, at=now)
+        )
 
 
 async def create_product(
@@ -269,9 +297,7 @@ async def update_product(supplier_id: int, product_id: int, changes: dict[str, A
         if field in given:
             new[field] = given[field]
     async with Product._meta.db.transaction():
-        row = await _own_product(supplier_id, product_id)
-        if row["status"] not in EDITABLE_STATES:
-            raise DomainError("invalid_state", f"product {product_id} is {row['status']} and cannot be edited", product_status=row["status"])
+        row = await lock_editable(supplier_id, product_id)
         if "region" in given:
             new["region"] = await certified_region_id(supplier_id, given["region"])
         changed = {field: value for field, value in new.items() if value != row[field]}

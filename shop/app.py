@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from typing import AsyncIterator
 
 import msgspec
 from litestar import Litestar, Request, Router
+from litestar.di import Provide
 from litestar.exceptions import ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from common.files import FileStore
 from shop import web
+from shop.auth.accounts import Principal
 from shop.auth.guards import require_roles
 from shop.auth.revocation import RevocationCache
-from shop.auth.tokens import build_jwt_auth
+from shop.auth.tokens import build_jwt_auth, principal_of_request
 from shop.db import connection_pool, redis_client
 from shop.errors import exception_handlers, problem, problem_details_plugin
 from shop.logs import RequestIdMiddleware, litestar_logging
@@ -117,6 +120,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     jwt_auth = build_jwt_auth(settings)
     redis = redis_client(settings.redis_url)  # login limits and revoked tokens; else in the database
     prometheus = PrometheusConfig(app_name="shop", prefix="shop", group_path=True, exclude=["^/metrics"])
+    file_store = FileStore(settings.data_dir)  # uploads, by content hash under DATA_DIR/files/
+
+    def provide_file_store() -> FileStore:
+        return file_store
+
+    def provide_viewer(request: Request) -> Callable[[], Awaitable[Principal | None]]:
+        """Who is asking on a public route, looked up only if the handler asks (a listed
+        product's photo does not need to know)."""
+        return lambda: principal_of_request(request)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -133,6 +145,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     app = Litestar(
         route_handlers=[*_route_handlers(), PrometheusController, web.static_files_router()],
+        # what the packages' controllers cannot make themselves (`catalog.api` says which it takes)
+        dependencies={
+            "file_store": Provide(provide_file_store, sync_to_thread=False),
+            "viewer": Provide(provide_viewer, sync_to_thread=False),
+        },
         template_config=web.template_config(),
         csrf_config=web.csrf_config(settings),
         lifespan=[lifespan],

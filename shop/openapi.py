@@ -11,7 +11,9 @@ generated schema and adds, per operation, what follows from the route:
 - a state-changing method that needs the token: 409 (the domain's refusals), and 404 when it has
   a body (an object the body names);
 - the codes a handler declares in `opt={"problems": (...)}` (the webhook's 400 `bad_signature`);
-- 429 on login."""
+- 429 on login.
+A handler that reads a multipart form itself (an upload, `opt={"multipart": (file fields,)}`) has
+its request body described here, since Litestar sees no `data` parameter."""
 
 from __future__ import annotations
 
@@ -90,7 +92,7 @@ def _statuses(path: str, method: str, operation: dict[str, Any], handler: Any, p
         statuses.add(400)
     if any(p.get("in") == "query" and p["name"].endswith("_id") for p in parameters):
         statuses.add(404)  # a query naming an object that does not exist
-    if has_body:
+    if has_body and not handler.opt.get("multipart"):  # an upload's too large or unreadable body is a 400
         statuses |= {413, 415}
     if method in WRITES and not public:
         statuses.add(409)  # the domain's refusals
@@ -142,6 +144,7 @@ def document_problems(app: Litestar, schema: dict[str, Any]) -> None:
             operation = path_item.get(method.lower())
             if operation is None:
                 continue
+            _document_upload(operation, handler)
             public = _is_public(app, route.path_format, handler)
             operation["security"] = [] if public else [{SECURITY_SCHEME: []}]
             responses = operation.setdefault("responses", {})
@@ -151,6 +154,18 @@ def document_problems(app: Litestar, schema: dict[str, Any]) -> None:
             if "requestBody" in operation:
                 _forbid_unknown_fields(schema, operation["requestBody"], set())
             _document_media_types(route.path_format, operation, handler)
+
+
+def _document_upload(operation: dict[str, Any], handler: Any) -> None:
+    fields = handler.opt.get("multipart")
+    if not fields:
+        return
+    schema = {
+        "type": "object",
+        "required": list(fields),
+        "properties": {name: {"type": "string", "format": "binary"} for name in fields},
+    }
+    operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
 
 
 def _document_media_types(path: str, operation: dict[str, Any], handler: Any) -> None:
