@@ -10,6 +10,8 @@ import io
 import zipfile
 from datetime import datetime, timedelta, timezone
 
+import httpx
+import pytest
 from PIL import Image
 
 from common.clock import SHANGHAI
@@ -20,6 +22,7 @@ from shop.orders.tables import OrderEvent
 from tests import test_payments
 from tests.conftest import assert_problem
 from tests.fulfilment_world import actions, inbox, order_of, paid_order, shipment_of
+from tests.server import running_server
 from tests.test_photos import in_progress, kept_files
 
 world = test_payments.world  # the fixture
@@ -268,3 +271,21 @@ async def test_a_buyer_deciding_twice_at_once_decides_once(world):
     assert len(decided) == 1
     when = (await Invoice.select(Invoice.decided_at).first())["decided_at"]
     assert when is not None and when <= datetime.now(timezone.utc)
+
+
+@pytest.mark.slow_suite
+async def test_uploads_racing_on_two_server_workers_leave_one_invoice(world):
+    """The same race against the real server (two worker processes), over HTTP."""
+    order, tea = await tea_shipment(world)
+    files_before = kept_files()
+    with running_server(workers=2) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=60, headers={"Authorization": f"Bearer {world.supplier_user.token}"}) as client:
+            answers = await asyncio.gather(*[
+                client.post(f"/api/supplier/shipments/{tea['id']}/invoice",
+                            data={"number": f"4000000{i}", "issued_on": TODAY, "amount_fen": "20000"},
+                            files={"file": ("invoice.pdf", pdf(f"server race {i}"), "application/pdf")})
+                for i in range(6)
+            ])
+    assert sorted(r.status_code for r in answers) == [201] + [409] * 5, [r.text for r in answers]
+    assert await Invoice.count() == 1 and len(kept_files() - files_before) == 1
+    assert (await actions(world.buyer, order["id"])).count("invoice_issued") == 1
