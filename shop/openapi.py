@@ -15,7 +15,7 @@ generated schema and adds, per operation, what follows from the route:
 A handler that reads a multipart form itself (an upload, `opt={"multipart": (file fields,)}`, and
 its text fields in `opt={"form_fields": {name: schema}}`) has its request body described here,
 since Litestar sees no `data` parameter; one that answers files of several kinds lists them in
-`opt={"media_types": (...)}`."""
+`opt={"media_types": (...)}`. An operation taking `If-None-Match` documents its 304."""
 
 from __future__ import annotations
 
@@ -153,6 +153,8 @@ def document_problems(app: Litestar, schema: dict[str, Any]) -> None:
             litestars = {int(status) for status in responses if status.isdigit() and int(status) >= 400}
             for status in sorted(_statuses(route.path_format, method, operation, handler, public) | litestars):
                 responses[str(status)] = _problem_response(status)  # replaces Litestar's own 400
+            if any(p.get("in") == "header" and p["name"].lower() == "if-none-match" for p in operation.get("parameters", [])):
+                responses["304"] = {"description": "Not Modified: `If-None-Match` names the content as it is"}
             if "requestBody" in operation:
                 _forbid_unknown_fields(schema, operation["requestBody"], set())
             _document_media_types(route.path_format, operation, handler)
