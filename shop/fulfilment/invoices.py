@@ -22,7 +22,7 @@ from typing import Any
 
 from common.clock import SHANGHAI
 from common.errors import DomainError, invalid
-from common.files import JPEG, MB, OFD, PDF, PNG, FileStore, StoredRef, upload_in
+from common.files import JPEG, MB, OFD, PDF, PNG, FileStore, Received, StoredRef, upload_in
 from common.sql import is_unique_violation
 from shop.auth.accounts import Principal
 from shop.auth.scope import check_order
@@ -78,12 +78,10 @@ def _state(detail: str, **extra: Any) -> DomainError:
     return DomainError("invalid_state", detail, **extra)
 
 
-async def _checked(shipment_id: int, principal: Principal) -> dict[str, Any]:
-    """The shipment, if it is the supplier's (`not_found`, `forbidden`)."""
-    shipment = await _shipment(shipment_id)
-    if shipment["supplier"] != principal.supplier_id:
+async def _check_supplier(shipment_id: int, principal: Principal) -> None:
+    """`not_found`, or `forbidden` for another supplier's shipment (its supplier never changes)."""
+    if (await _shipment(shipment_id))["supplier"] != principal.supplier_id:
         raise DomainError("forbidden", "this shipment is another supplier's")
-    return shipment
 
 
 async def issue(store: FileStore, shipment_id: int, principal: Principal, form: Mapping[str, Any], *, now: datetime) -> InvoiceOut:
@@ -93,7 +91,7 @@ async def issue(store: FileStore, shipment_id: int, principal: Principal, form: 
     JPEG, or over 5 MB, an amount other than the shipment's: `validation_failed`; an order not
     paid (or refunded), a cancelled shipment, a shipment with a live invoice, a number the supplier
     already has live on another one: `invalid_state`."""
-    await _checked(shipment_id, principal)  # before the file is read
+    await _check_supplier(shipment_id, principal)  # before the file is read
     fields = InvoiceIn.from_form(form)
     if fields.issued_on > now.astimezone(SHANGHAI).date():
         raise invalid("issued_on", "is after today")
@@ -110,13 +108,11 @@ async def issue(store: FileStore, shipment_id: int, principal: Principal, form: 
             raise
 
 
-async def _issue_locked(files: Any, shipment_id: int, principal: Principal, fields: InvoiceIn, received: Any, now: datetime) -> InvoiceOut:
+async def _issue_locked(files: Any, shipment_id: int, principal: Principal, fields: InvoiceIn, received: Received, now: datetime) -> InvoiceOut:
     order = await lifecycle.lock((await _shipment(shipment_id))["order"])
     shipment = await Shipment.select().where(Shipment.id == shipment_id).first()
     if order is None or shipment is None:  # pragma: no cover - neither is ever deleted
         raise DomainError("not_found", f"shipment {shipment_id} does not exist")
-    if shipment["supplier"] != principal.supplier_id:  # pragma: no cover - a shipment keeps its supplier
-        raise DomainError("forbidden", "this shipment is another supplier's")
     if not lifecycle.allows(order["status"], OrderAction.invoice_issued):
         raise lifecycle.refused(order, OrderAction.invoice_issued)
     if shipment["status"] == ShipmentStatus.cancelled:
