@@ -37,6 +37,7 @@ ROLE_GROUPS: dict[str, tuple[str, ...]] = {
     "supplier": ("supplier",),
     "auditor": ("admin", "auditor"),
     "reader": ("admin", "auditor", "buyer"),
+    "seller": ("admin", "supplier"),
     "any": ("admin", "buyer", "supplier", "auditor"),
 }
 

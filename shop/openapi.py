@@ -12,8 +12,10 @@ generated schema and adds, per operation, what follows from the route:
   a body (an object the body names);
 - the codes a handler declares in `opt={"problems": (...)}` (the webhook's 400 `bad_signature`);
 - 429 on login.
-A handler that reads a multipart form itself (an upload, `opt={"multipart": (file fields,)}`) has
-its request body described here, since Litestar sees no `data` parameter."""
+A handler that reads a multipart form itself (an upload, `opt={"multipart": (file fields,)}`, and
+its text fields in `opt={"form_fields": {name: schema}}`) has its request body described here,
+since Litestar sees no `data` parameter; one that answers files of several kinds lists them in
+`opt={"media_types": (...)}`. An operation taking `If-None-Match` documents its 304."""
 
 from __future__ import annotations
 
@@ -151,6 +153,8 @@ def document_problems(app: Litestar, schema: dict[str, Any]) -> None:
             litestars = {int(status) for status in responses if status.isdigit() and int(status) >= 400}
             for status in sorted(_statuses(route.path_format, method, operation, handler, public) | litestars):
                 responses[str(status)] = _problem_response(status)  # replaces Litestar's own 400
+            if any(p.get("in") == "header" and p["name"].lower() == "if-none-match" for p in operation.get("parameters", [])):
+                responses["304"] = {"description": "Not Modified: `If-None-Match` names the content as it is"}
             if "requestBody" in operation:
                 _forbid_unknown_fields(schema, operation["requestBody"], set())
             _document_media_types(route.path_format, operation, handler)
@@ -160,10 +164,11 @@ def _document_upload(operation: dict[str, Any], handler: Any) -> None:
     fields = handler.opt.get("multipart")
     if not fields:
         return
+    text = handler.opt.get("form_fields", {})
     schema = {
         "type": "object",
-        "required": list(fields),
-        "properties": {name: {"type": "string", "format": "binary"} for name in fields},
+        "required": [*text, *fields],
+        "properties": {**text, **{name: {"type": "string", "format": "binary"} for name in fields}},
     }
     operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
 
@@ -180,6 +185,8 @@ def _document_media_types(path: str, operation: dict[str, Any], handler: Any) ->
         media_type = "text/plain"  # Prometheus' exposition format, set by its handler as it answers
     if media_type and not media_type.startswith("application/json"):
         success["content"] = {media_type.split(";")[0]: {"schema": {"type": "string"}}}
+    if handler.opt.get("media_types"):
+        success["content"] = {kind: {"schema": {"type": "string", "format": "binary"}} for kind in handler.opt["media_types"]}
 
 
 def install(app: Litestar) -> None:
