@@ -43,7 +43,13 @@ async def images_of(product_ids: Sequence[int]) -> dict[int, list[ImageOut]]:
     """Each product's photos, oldest first (one query for a whole page of products)."""
     if not product_ids:
         return {}
-    rows = await ProductImage.select(*_COLUMNS).where(ProductImage.product.is_in(list(set(product_ids)))).order_by(ProductImage.id)
+    ids = sorted(set(product_ids))
+    rows = await ProductImage.raw(
+        "SELECT i.id, i.product, f1.sha256 AS picture_sha, f1.content_type AS picture_type, f2.sha256 AS thumb_sha, "
+        "f2.content_type AS thumb_type FROM catalog_product_image i LEFT JOIN common_stored_file f1 ON f1.id = i.picture "
+        f"LEFT JOIN common_stored_file f2 ON f2.id = i.thumbnail WHERE i.product IN ({', '.join('{}' for _ in ids)}) ORDER BY i.id",
+        *ids,
+    )
     found: dict[int, list[ImageOut]] = {}
     for row in rows:
         found.setdefault(row["product"], []).append(_image_out(row))

@@ -202,23 +202,24 @@ async def place(request: Request, data: OrderIn) -> Response:
 
 
 # The project's two listing statements, as PostgreSQL receives them from the project (rows, then count).
-_COLS = """SELECT ALL "catalog_product"."id" AS "id", "catalog_product"."title" AS "title", "catalog_product$region"."code" AS "region_code", "catalog_product$region"."name" AS "region_name", "catalog_product"."category" AS "category", "catalog_product"."unit" AS "unit", "catalog_product"."price_fen" AS "price_fen", "catalog_product"."stock" AS "stock", "catalog_product"."supplier" AS "supplier_id", "catalog_product$supplier"."name" AS "supplier_name", "catalog_product"."status" AS "status", "catalog_product"."description" AS "description", "catalog_product"."review_note" AS "review_note", "catalog_product"."created_at" AS "created_at", "catalog_product"."updated_at" AS "updated_at", count(*) OVER () AS "full_count" FROM "catalog_product" LEFT JOIN "catalog_region" "catalog_product$region" ON ("catalog_product"."region" = "catalog_product$region"."id") LEFT JOIN "catalog_supplier" "catalog_product$supplier" ON ("catalog_product"."supplier" = "catalog_product$supplier"."id") WHERE """
+_COLS = (
+    "SELECT p.id, p.title, r.code AS region_code, r.name AS region_name, p.category, p.unit, p.price_fen, p.stock, "
+    "p.supplier AS supplier_id, s.name AS supplier_name, p.status, p.description, p.review_note, p.created_at, "
+    "p.updated_at, count(*) OVER () AS full_count FROM catalog_product p "
+    "LEFT JOIN catalog_region r ON r.id = p.region LEFT JOIN catalog_supplier s ON s.id = p.supplier WHERE "
+)
 
 
 # and the photos of the page's products (the project's catalog/images.py: images_of)
 _IMAGES = (
-    'SELECT ALL "catalog_product_image"."id" AS "id", "catalog_product_image"."product" AS "product", '
-    '"catalog_product_image$picture"."sha256" AS "picture_sha", "catalog_product_image$picture"."content_type" AS "picture_type", '
-    '"catalog_product_image$thumbnail"."sha256" AS "thumb_sha", "catalog_product_image$thumbnail"."content_type" AS "thumb_type" '
-    'FROM "catalog_product_image" LEFT JOIN "common_stored_file" "catalog_product_image$picture" '
-    'ON ("catalog_product_image"."picture" = "catalog_product_image$picture"."id") LEFT JOIN "common_stored_file" '
-    '"catalog_product_image$thumbnail" ON ("catalog_product_image"."thumbnail" = "catalog_product_image$thumbnail"."id") '
-    'WHERE "catalog_product_image"."product" IN ({ids}) ORDER BY "catalog_product_image"."id" ASC'
+    "SELECT i.id, i.product, f1.sha256 AS picture_sha, f1.content_type AS picture_type, f2.sha256 AS thumb_sha, "
+    "f2.content_type AS thumb_type FROM catalog_product_image i LEFT JOIN common_stored_file f1 ON f1.id = i.picture "
+    "LEFT JOIN common_stored_file f2 ON f2.id = i.thumbnail WHERE i.product IN ({ids}) ORDER BY i.id"
 )
 
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def _like(text: str) -> str:  # the project's common.sql.like_pattern
+    return "%" + text.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
 @get("/api/products")
@@ -228,20 +229,20 @@ async def products(
     paired_with: list[str] | None = None,
     q: str | None = None,
 ) -> Response:
-    where = ['"catalog_product"."status" = $1']
+    where = ["p.status = $1"]
     args: list = ["listed"]
     if paired_with:
         codes = sorted(set(paired_with))
         ph = ", ".join(f"${len(args) + i + 1}" for i in range(len(codes)))
-        where.append(f'"catalog_product"."region" IN (SELECT ALL "catalog_region_pairing"."region" AS "region" FROM "catalog_region_pairing" WHERE "catalog_region_pairing"."union_code" IN ({ph}))')
+        where.append(f"p.region IN (SELECT region FROM catalog_region_pairing WHERE union_code IN ({ph}))")
         args += codes
     if q is not None and (q := q.strip()):
         n = len(args)
-        where.append(f'("catalog_product"."title" ILIKE ${n + 1} ESCAPE \'\\\' OR "catalog_product"."description" ILIKE ${n + 2} ESCAPE \'\\\')')
+        where.append(f"(LOWER(p.title) LIKE ${n + 1} ESCAPE '!' OR LOWER(p.description) LIKE ${n + 2} ESCAPE '!')")
         args += [_like(q), _like(q)]
-    cond = where[0] if len(where) == 1 else "(" + " AND ".join(where) + ")"
-    rows_sql = _COLS + cond + f' ORDER BY "catalog_product"."id" ASC LIMIT {limit} OFFSET {offset}'
-    count_sql = 'SELECT ALL COUNT(*) AS "count" FROM "catalog_product" WHERE ' + cond
+    cond = " AND ".join(where)
+    rows_sql = _COLS + cond + f" ORDER BY p.id LIMIT {limit} OFFSET {offset}"
+    count_sql = "SELECT count(*) AS n FROM catalog_product p WHERE " + cond
     async with POOL.acquire() as con:
         rows = await con.fetch(rows_sql, *args)
         total = rows[0]["full_count"] if rows else await con.fetchval(count_sql, *args)
