@@ -41,12 +41,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Iterable, Sequence
 
-from budgets.policy import cap_for_hold
+from budgets.policy import DEFAULT_CAP_FEN, cap_for_hold
 from budgets.states import LedgerKind
 from budgets.tables import LedgerEntry, Member, MemberBudget, UnionYearTotal
 from common.clock import SHANGHAI, utcnow
 from common.errors import DomainError
-from common.sql import for_update, read_snapshot
+from common.sql import CtePart, for_update, is_postgres, read_snapshot
 
 GENESIS_HASH = "0" * 64
 
@@ -97,16 +97,7 @@ async def _lock_budgets(member_ids: list[int], year: int, create: bool) -> dict[
     On PostgreSQL `SELECT … FOR UPDATE` in member order; on SQLite the IMMEDIATE
     transaction already holds the database's write lock."""
     if create:
-        members = await Member.select(Member.id, Member.union).where(Member.id.is_in(member_ids))
-        if len(members) != len(member_ids):
-            missing = sorted(set(member_ids) - {m["id"] for m in members})
-            raise DomainError("not_found", f"no such member(s): {missing}", members=missing)
-        await MemberBudget.insert(
-            *[
-                MemberBudget(member=m["id"], union=m["union"], year=year, last_hash=GENESIS_HASH)
-                for m in sorted(members, key=lambda r: r["id"])
-            ]
-        ).on_conflict(action="DO NOTHING", target=(MemberBudget.member, MemberBudget.year))
+        await ensure_budgets(member_ids, year)
     query = (
         MemberBudget.select()
         .where(MemberBudget.member.is_in(member_ids) & (MemberBudget.year == year))
@@ -115,14 +106,112 @@ async def _lock_budgets(member_ids: list[int], year: int, create: bool) -> dict[
     rows = {r["member"]: r for r in await for_update(query, MemberBudget)}
     missing = [m for m in member_ids if m not in rows]
     if missing:
+        if create:
+            raise DomainError("not_found", f"no such member(s): {missing}", members=missing)
         raise DomainError("invalid_state", f"no budget for member(s) {missing} in {year}", members=missing)
     return rows
 
 
-async def _append(kind: LedgerKind, shares: list[tuple[int, int]], rows: dict[int, dict], year: int, order_id: int | None, at: datetime) -> None:
+def _in(values: Sequence[int]) -> str:
+    return ", ".join("{}" for _ in values)
+
+
+async def ensure_budgets(member_ids: Sequence[int], year: int, *, union_id: int | None = None) -> None:
+    """Make the members' budget rows for the year where missing, in one statement
+    (`INSERT … SELECT … ON CONFLICT DO NOTHING`, ascending member id). With `union_id`,
+    only for active members of that union: `lock_for_hold` then names the others."""
+    ids = sorted(set(member_ids))
+    if not ids:
+        return
+    where = f"m.id IN ({_in(ids)})"
+    args: list[Any] = [year, GENESIS_HASH, *ids]
+    if union_id is not None:
+        where += ' AND m."union" = {} AND m.active'
+        args.append(union_id)
+    await MemberBudget.raw(
+        'INSERT INTO budget_member_budget (member, "union", year, held_fen, spent_fen, entries, last_hash) '
+        f'SELECT m.id, m."union", {{}}, 0, 0, 0, {{}} FROM budget_member m WHERE {where} ORDER BY m.id '
+        "ON CONFLICT (member, year) DO NOTHING",
+        *args,
+    )
+
+
+@dataclass
+class Held:
+    """The budget rows a hold locked (by member id) and the cap it met."""
+
+    rows: dict[int, dict]
+    cap: int
+    year: int
+
+    def check(self, shares: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The shares normalised, if every member stays within the cap; else `cap_exceeded`
+        naming every member who would go over."""
+        items = _normalise(shares)
+        over = [
+            {
+                "member_id": m,
+                "cap_fen": self.cap,
+                "spent_fen": self.rows[m]["spent_fen"],
+                "held_fen": self.rows[m]["held_fen"],
+                "requested_fen": a,
+            }
+            for m, a in items
+            if self.rows[m]["held_fen"] + self.rows[m]["spent_fen"] + a > self.cap
+        ]
+        if over:
+            raise DomainError("cap_exceeded", f"{len(over)} member(s) would go over the {self.year} cap of {self.cap} fen", members=over)
+        return items
+
+
+async def lock_for_hold(member_ids: Sequence[int], year: int, *, union_id: int) -> Held:
+    """Inside a transaction, after `hold_gate()` and `ensure_budgets(…, union_id=…)`: the
+    budget rows of these members (who must be active members of `union_id`), locked in
+    ascending member id, with the year's cap, in one statement. Refusals as placing an
+    order names them: `not_found`, `forbidden` (another union's), `invalid_state` (inactive)."""
+    ids = sorted(set(member_ids))
+    lock = " FOR UPDATE OF b" if is_postgres(MemberBudget) else ""
+    rows = await MemberBudget.raw(
+        'SELECT b.*, m."union" AS member_union, m.active AS member_active, '
+        f"COALESCE((SELECT cap_fen FROM budget_cap_policy WHERE year = {{}}), {DEFAULT_CAP_FEN}) AS cap "
+        "FROM budget_member_budget b JOIN budget_member m ON m.id = b.member "
+        f"WHERE b.year = {{}} AND b.member IN ({_in(ids)}) ORDER BY b.member{lock}",
+        year, year, *ids,
+    )
+    found = {r["member"]: r for r in rows if r["member_union"] == union_id and r["member_active"]}
+    if len(found) != len(ids):
+        await _refuse_members(ids, union_id)
+    return Held(rows=found, cap=rows[0]["cap"], year=year)
+
+
+async def _refuse_members(member_ids: list[int], union_id: int) -> None:
+    rows = await Member.select(Member.id, Member.union, Member.active).where(Member.id.is_in(member_ids))
+    by_id = {r["id"]: r for r in rows}
+    if missing := [m for m in member_ids if m not in by_id]:
+        raise DomainError("not_found", f"no such member(s): {missing}", members=missing)
+    if foreign := [m for m in member_ids if by_id[m]["union"] != union_id]:
+        raise DomainError("forbidden", f"member(s) {foreign} are not of your branch", members=foreign)
+    inactive = [m for m in member_ids if not by_id[m]["active"]]
+    raise DomainError("invalid_state", f"member(s) {inactive} are inactive and get no new allocations", members=inactive)
+
+
+@dataclass
+class Moves:
+    """What one move writes: the ledger entries, and each budget row's new figures and chain
+    head (`[id, held_fen, spent_fen, entries, last_hash]`). `chain()` computes it; `write()`
+    writes it (or the caller writes it together with its own rows, as placing an order does
+    on PostgreSQL)."""
+
+    entries: list[dict[str, Any]]
+    budgets: list[list[Any]]
+
+
+def chain(kind: LedgerKind, shares: list[tuple[int, int]], rows: dict[int, dict], year: int, order_id: int | None, at: datetime) -> Moves:
+    """Each share's entry, hashed onto its member-year's chain, and the rows' new figures
+    (the rows in `rows` are updated too, so that a second move in the same transaction chains on)."""
     held_sign, spent_sign = MOVES[kind]
     at = at.astimezone(timezone.utc)
-    entries = []
+    moves = Moves(entries=[], budgets=[])
     for member_id, amount in shares:
         row = rows[member_id]
         held = row["held_fen"] + held_sign * amount
@@ -133,28 +222,57 @@ async def _append(kind: LedgerKind, shares: list[tuple[int, int]], rows: dict[in
                 f"{kind} of {amount} fen does not fit member {member_id}'s budget (held {row['held_fen']}, spent {row['spent_fen']})",
             )
         digest = entry_hash(row["last_hash"], member_id, year, order_id, kind, amount, at)
-        entries.append(
-            LedgerEntry(
-                member=member_id,
-                year=year,
-                order_id=order_id,
-                kind=kind,
-                amount_fen=amount,
-                at=at,
-                prev_hash=row["last_hash"],
-                hash=digest,
-            )
+        moves.entries.append(
+            {"member": member_id, "year": year, "order_id": order_id, "kind": kind.value, "amount_fen": amount, "at": at,
+             "prev_hash": row["last_hash"], "hash": digest}  # fmt: skip
         )
-        await MemberBudget.update(
-            {
-                MemberBudget.held_fen: held,
-                MemberBudget.spent_fen: spent,
-                MemberBudget.entries: row["entries"] + 1,
-                MemberBudget.last_hash: digest,
-            }
-        ).where(MemberBudget.id == row["id"])
         row.update(held_fen=held, spent_fen=spent, entries=row["entries"] + 1, last_hash=digest)
-    await LedgerEntry.insert(*entries)  # one statement; each member-year gets one entry a call
+        moves.budgets.append([row["id"], held, spent, row["entries"], digest])
+    return moves
+
+
+async def write(moves: Moves) -> None:
+    """The entries in one INSERT, the budget rows in one UPDATE … FROM (VALUES …)."""
+    if not moves.entries:
+        return
+    await LedgerEntry.insert(*[LedgerEntry(**e) for e in moves.entries])
+    values = ", ".join("(CAST({} AS INTEGER), CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS INTEGER), CAST({} AS VARCHAR(64)))" for _ in moves.budgets)
+    await MemberBudget.raw(
+        "UPDATE budget_member_budget SET held_fen = v.column2, spent_fen = v.column3, entries = v.column4, last_hash = v.column5 "
+        f"FROM (VALUES {values}) AS v WHERE budget_member_budget.id = v.column1",
+        *[x for row in moves.budgets for x in row],
+    )
+
+
+def cte_parts(moves: Moves) -> list[CtePart]:
+    """The same writes as `write(moves)`, as two parts of a caller's PostgreSQL `WITH`
+    statement (placing an order writes its rows and these in one round trip)."""
+    if not moves.entries:
+        return []
+    e = moves.entries
+    columns = ("member", "year", "order_id", "kind", "amount_fen", "at", "prev_hash", "hash")
+    types = ("integer", "integer", "integer", "varchar", "bigint", "timestamptz", "varchar", "varchar")
+    arrays = tuple([x[c] for x in e] for c in columns)
+    b = list(zip(*moves.budgets))
+    return [
+        CtePart(
+            "ledger_rows",
+            f"INSERT INTO budget_ledger ({', '.join(columns)}) SELECT * FROM unnest("
+            + ", ".join(f"{{}}::{t}[]" for t in types) + ")",
+            arrays,
+        ),
+        CtePart(
+            "budget_rows",
+            "UPDATE budget_member_budget b SET held_fen = u.held, spent_fen = u.spent, entries = u.entries, last_hash = u.hash "
+            "FROM unnest({}::integer[], {}::bigint[], {}::bigint[], {}::integer[], {}::varchar[]) AS u(id, held, spent, entries, hash) "
+            "WHERE b.id = u.id",
+            tuple(list(col) for col in b),
+        ),
+    ]
+
+
+async def _append(kind: LedgerKind, shares: list[tuple[int, int]], rows: dict[int, dict], year: int, order_id: int | None, at: datetime) -> None:
+    await write(chain(kind, shares, rows, year, order_id, at))
 
 
 async def _add_to_totals(rows: dict[int, dict], shares: list[tuple[int, int]], year: int, sign: int, count_order: bool) -> None:

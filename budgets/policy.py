@@ -48,12 +48,19 @@ async def cap_for_year(year: int) -> int:
     return row["cap_fen"] if row else DEFAULT_CAP_FEN
 
 
-async def cap_for_hold(year: int) -> int:
-    """The cap a hold checks against, read inside the hold's transaction so that no cap
-    change can come between the read and the commit (PostgreSQL: `ROW SHARE` on the
-    change table; SQLite: the IMMEDIATE transaction already keeps every writer out)."""
+async def hold_gate() -> None:
+    """Inside a hold's transaction, before the cap is read: no cap change can come between
+    the read and the commit (PostgreSQL: `ROW SHARE` on the change table, which `set_cap`
+    locks EXCLUSIVE; SQLite: the IMMEDIATE transaction already keeps every writer out).
+    A statement of its own, so that the statement reading the cap sees a change committed
+    while it waited."""
     if is_postgres(CapPolicyChange):
         await CapPolicyChange.raw(f'LOCK TABLE "{_CHANGES}" IN ROW SHARE MODE')
+
+
+async def cap_for_hold(year: int) -> int:
+    """The cap a hold checks against, read behind `hold_gate()`."""
+    await hold_gate()
     return await cap_for_year(year)
 
 

@@ -1,22 +1,26 @@
 """Catalog endpoints: regions, categories, suppliers, products and their review.
 
-Thin controllers: parse, call one function of `catalog.regions`, `catalog.suppliers` or
-`catalog.service` (products and review), shape the answer. Lists take `common.pagination`'s
-`page` (query `limit`, `offset`). Which role reaches which controller is decided by the
-group it is exported in (`ROUTES`)."""
+Thin controllers: parse, call one function of `catalog.regions`, `catalog.suppliers`,
+`catalog.service` (products and review) or `catalog.photos`, shape the answer. Lists take
+`common.pagination`'s `page` (query `limit`, `offset`). Which role reaches which controller is
+decided by the group it is exported in (`ROUTES`). The application provides two dependencies the
+catalog cannot make itself: `file_store` (the `common.files.FileStore` under DATA_DIR) and
+`viewer` (`await viewer()`: who is asking on a public route, the signed-in user or None)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, PathParameter, QueryParameter
 
-from catalog import regions, service, suppliers
+from catalog import images, imaging, photos, regions, service, suppliers
 from catalog.schemas import (
     CategoryList,
+    ImageOut,
     ProductIn,
     ProductOut,
     ProductPage,
@@ -32,6 +36,7 @@ from catalog.schemas import (
 )
 from catalog.tables import ProductStatus
 from common.errors import DomainError
+from common.files import IMMUTABLE, PRIVATE, FileStore, body_limit, file_response, multipart_form, upload_in
 from common.pagination import PAGINATION, Paging
 from common.schemas import ONE_LINE, PathId, QueryId, query_name
 
@@ -65,6 +70,10 @@ async def product_filters(
 
 PRODUCT_FILTERS = {"filters": Provide(product_filters)}
 Filters = NamedDependency[dict[str, Any]]
+Files = NamedDependency[FileStore]  # the app's `file_store`
+Viewer = NamedDependency[Callable[[], Awaitable[Any]]]  # the app's `viewer`: `await viewer()` is who is asking on a public route, or None
+IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match", max_length=2000)]
+PHOTO_BODY_MAX = body_limit(imaging.MAX_BYTES)
 
 
 def _supplier_id(request: Request[Any, Any, Any]) -> int:
@@ -121,6 +130,23 @@ class ProductController(Controller):
     @get("/{product_id:int}")
     async def get_product(self, product_id: PathId) -> ProductOut:
         return await service.get_product(product_id, listed_only=True)
+
+
+class ImageController(Controller):
+    """Product photos by content hash. A listed product's are public and cached for good
+    (the URL never answers anything else); the others only to their supplier and admins."""
+
+    path = images.IMAGE_PATH
+
+    @get("/{name:str}", media_type=imaging.OUTPUT_TYPE, opt={"exclude_from_auth": True}, tags=["catalog"])
+    async def image(self, name: FromPath[str], viewer: Viewer, file_store: Files, if_none_match: IfNoneMatch = None) -> Response:
+        """`<sha256>.webp` with a strong `ETag` (the hash) and `Cache-Control`; a matching
+        `If-None-Match` gets 304. Anyone else than who may see it: 404."""
+        photo = await images.photo_file(name)
+        if photo is None or not (photo.public or images.may_see(photo, await viewer())):
+            raise DomainError("not_found", "no such image")
+        cache = IMMUTABLE if photo.public else PRIVATE
+        return file_response(file_store, photo.ref, if_none_match=if_none_match, cache_control=cache)
 
 
 # ---------------------------------------------------------------------------
@@ -239,9 +265,21 @@ class SupplierProductController(Controller):
     async def submit(self, request: Request[Any, Any, Any], product_id: PathId) -> ProductOut:
         return await service.submit_product(_supplier_id(request), product_id, actor_id=request.user.id)
 
+    @post("/{product_id:int}/images", request_max_body_size=PHOTO_BODY_MAX, opt={"problems": (400, 404, 409), "multipart": ("file",)})
+    async def add_image(self, request: Request[Any, Any, Any], product_id: PathId, file_store: Files) -> ImageOut:
+        """`multipart/form-data` with `file`: a JPEG, PNG or WebP (by content) of at most 5 MB and
+        40 megapixels, else 400 `validation_failed` (a larger body is cut off at the limit). The
+        shop keeps it re-encoded. A seventh photo: 409 `invalid_state`."""
+        async with multipart_form(request, max_bytes=imaging.MAX_BYTES) as form:
+            return await photos.add_photo(file_store, _supplier_id(request), product_id, upload_in(form), actor_id=request.user.id)
+
+    @delete("/{product_id:int}/images/{image_id:int}")
+    async def delete_image(self, request: Request[Any, Any, Any], product_id: PathId, image_id: PathId) -> None:
+        await photos.delete_photo(_supplier_id(request), product_id, image_id, actor_id=request.user.id)
+
 
 ROUTES: dict[str, list] = {
-    "public": [RegionController, CategoryController, ProductController],
+    "public": [RegionController, CategoryController, ProductController, ImageController],
     "admin": [AdminRegionController, AdminSupplierController, AdminReviewController, AdminProductController],
     "supplier": [SupplierMeController, SupplierProductController],
 }

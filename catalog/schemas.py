@@ -124,6 +124,15 @@ class ReasonIn(Body):
     reason: Reason
 
 
+class ImageOut(msgspec.Struct, kw_only=True):
+    """A product's photo: `url` (at most 1200 px on the long side) and `thumb_url` (400 px), both
+    `/images/<sha256>.webp`: public while the product is listed, else to its supplier and admins."""
+
+    id: int
+    url: str
+    thumb_url: str
+
+
 class ProductOut(msgspec.Struct, kw_only=True):
     id: int
     title: str
@@ -141,6 +150,7 @@ class ProductOut(msgspec.Struct, kw_only=True):
     review_note: str
     created_at: datetime
     updated_at: datetime
+    images: list[ImageOut] = []  # oldest first
 
 
 class ProductPage(msgspec.Struct, kw_only=True):

@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from piccolo.columns.combination import WhereRaw
 
+from catalog.images import images_of
 from catalog.regions import CATEGORIES, check_category
-from catalog.schemas import MAX_STOCK, ProductIn, ProductOut, ProductPatch, ReviewOut, check_page, clean_text, validated
+from catalog.schemas import MAX_STOCK, ImageOut, ProductIn, ProductOut, ProductPatch, ReviewOut, check_page, clean_text, validated
 from catalog.suppliers import certified_region_id
-from catalog.tables import Product, ProductReview, ProductStatus, Region, RegionPairing, ReviewAction, Supplier
+from catalog.tables import Product, ProductReview, ProductStatus, ReviewAction, Supplier
 from common.clock import local, utcnow
 from common.errors import DomainError, invalid
 from common.schemas import ID_MAX
@@ -79,7 +79,7 @@ _PRODUCT_COLUMNS = (
 )
 
 
-def _product_out(row: dict[str, Any]) -> ProductOut:
+def _product_out(row: dict[str, Any], images: list[ImageOut]) -> ProductOut:
     return ProductOut(
         id=row["id"],
         title=row["title"],
@@ -97,21 +97,7 @@ def _product_out(row: dict[str, Any]) -> ProductOut:
         review_note=row["review_note"],
         created_at=local(row["created_at"]),
         updated_at=local(row["updated_at"]),
-    )
-
-
-def _text_match(q: str) -> WhereRaw:
-    """Title or description contains `q`, by the same SQL on both databases: `q` lower-cased and
-    `!`-escaped (`common.sql.like_pattern`) against the lower-cased column. ASCII letters match
-    in either case, Chinese (uncased) as a plain substring, `%`, `_`, `!` and `\\` literally.
-    Capitals outside ASCII (`Ａ`, `É`) are lower-cased in `q` too; PostgreSQL's LOWER folds the
-    column's alike, SQLite's folds ASCII only, so there only their lower-case spelling is found."""
-    table = Product._meta.tablename
-    pattern = like_pattern(q)
-    return WhereRaw(
-        f'(LOWER("{table}"."title") LIKE {{}} ESCAPE \'!\' OR LOWER("{table}"."description") LIKE {{}} ESCAPE \'!\')',
-        pattern,
-        pattern,
+        images=images,
     )
 
 
@@ -130,32 +116,54 @@ async def list_products(
 
     `paired_with` are union codes: products from any region paired with one of them."""
     check_page(limit, offset)
-    conditions: list[Any] = []
+    # raw SQL, built per call from fixed fragments: the query builder cost more CPU than the
+    # query on this, the busiest read (README "Performance"); every value is a parameter
+    where: list[str] = []
+    args: list[Any] = []
     if status is not None:
         _check_status(status)
-        conditions.append(Product.status == status)
+        where.append("p.status = {}")
+        args.append(status)
     if category is not None:
         check_category(category)
-        conditions.append(Product.category == category)
+        where.append("p.category = {}")
+        args.append(category)
     if region is not None:
-        conditions.append(Product.region.is_in(Region.select(Region.id).where(Region.code == region)))
+        where.append("p.region IN (SELECT id FROM catalog_region WHERE code = {})")
+        args.append(region)
     if supplier_id is not None:
-        conditions.append(Product.supplier == supplier_id)
+        where.append("p.supplier = {}")
+        args.append(supplier_id)
     if paired_with:
-        conditions.append(
-            Product.region.is_in(
-                RegionPairing.select(RegionPairing.region).where(RegionPairing.union_code.is_in(sorted(set(paired_with))))
-            )
-        )
+        codes = sorted(set(paired_with))
+        where.append(f"p.region IN (SELECT region FROM catalog_region_pairing WHERE union_code IN ({', '.join('{}' for _ in codes)}))")
+        args += codes
     if q is not None and (q := q.strip()):
-        conditions.append(_text_match(q))
-    rows_query = Product.select(*_PRODUCT_COLUMNS).order_by(Product.id).limit(limit).offset(offset)
-    count_query = Product.count()
-    if conditions:
-        rows_query = rows_query.where(*conditions)
-        count_query = count_query.where(*conditions)
-    rows = await rows_query
-    return [_product_out(r) for r in rows], await count_query
+        # title or description contains `q`, by the same SQL on both databases: `q` lower-cased and
+        # `!`-escaped (`common.sql.like_pattern`) against the lower-cased column. ASCII letters match
+        # in either case, Chinese (uncased) as a plain substring, `%`, `_`, `!` and `\\` literally.
+        # Capitals outside ASCII are lower-cased in `q` too; PostgreSQL's LOWER folds the column's
+        # alike, SQLite's folds ASCII only, so there only their lower-case spelling is found.
+        where.append("(LOWER(p.title) LIKE {} ESCAPE '!' OR LOWER(p.description) LIKE {} ESCAPE '!')")
+        args += [like_pattern(q)] * 2
+    condition = f" WHERE {' AND '.join(where)}" if where else ""
+    # the rows and how many match in one query (a window count); past the last page there
+    # is no row to carry it, and only then is it counted on its own
+    rows = await Product.raw(f"{_LIST_SQL}{condition} ORDER BY p.id LIMIT {{}} OFFSET {{}}", *args, limit, offset)
+    if rows:
+        total = rows[0]["full_count"]
+    else:
+        total = (await Product.raw(f"SELECT count(*) AS n FROM catalog_product p{condition}", *args))[0]["n"]
+    images = await images_of([r["id"] for r in rows])
+    return [_product_out(r, images.get(r["id"], [])) for r in rows], total
+
+
+_LIST_SQL = (
+    "SELECT p.id, p.title, r.code AS region_code, r.name AS region_name, p.category, p.unit, p.price_fen, p.stock, "
+    "p.supplier AS supplier_id, s.name AS supplier_name, p.status, p.description, p.review_note, p.created_at, "
+    "p.updated_at, count(*) OVER () AS full_count FROM catalog_product p "
+    "LEFT JOIN catalog_region r ON r.id = p.region LEFT JOIN catalog_supplier s ON s.id = p.supplier"
+)
 
 
 async def _product_row(product_id: int) -> dict[str, Any] | None:
@@ -172,7 +180,7 @@ async def get_product(product_id: int, *, listed_only: bool = False, supplier_id
         raise DomainError("not_found", f"product {product_id} does not exist")
     if supplier_id is not None and row["supplier_id"] != supplier_id:
         raise DomainError("forbidden", f"product {product_id} belongs to another supplier")
-    return _product_out(row)
+    return _product_out(row, (await images_of([product_id])).get(product_id, []))
 
 
 async def _locked_product(product_id: int) -> dict[str, Any]:
@@ -195,6 +203,31 @@ async def _own_product(supplier_id: int, product_id: int) -> dict[str, Any]:
     if row["supplier"] != supplier_id:
         raise DomainError("forbidden", f"product {product_id} belongs to another supplier")
     return row
+
+
+async def lock_editable(supplier_id: int, product_id: int) -> dict[str, Any]:
+    """In the caller's transaction: the supplier's own product, its row locked, in a state in
+    which the supplier may still change it (a delisted one is frozen: `invalid_state`)."""
+    row = await _own_product(supplier_id, product_id)
+    if row["status"] not in EDITABLE_STATES:
+        raise DomainError("invalid_state", f"product {product_id} is {row['status']} and cannot be edited", product_status=row["status"])
+    return row
+
+
+async def changed_by_supplier(row: dict[str, Any], *, actor_id: int | None, what: str) -> None:
+    """In the caller's transaction, after `lock_editable(...)` gave `row`: the supplier changed
+    what the product shows (its photos). A listed product goes back to review (TRANSITIONS["edit"]),
+    recorded as `resubmitted` with `what` as the reason, so the admin's trail shows it."""
+    now = utcnow()
+    target = TRANSITIONS["edit"].get(row["status"])
+    values: dict[Any, Any] = {Product.updated_at: now}
+    if target is not None:
+        values[Product.status] = target
+    await Product.update(values).where((Product.id == row["id"]) & (Product.status == row["status"]))
+    if target is not None:
+        await ProductReview.insert(
+            ProductReview(product=row["id"], action=ReviewAction.resubmitted, actor_id=actor_id, reason=what, at=now)
+        )
 
 
 async def create_product(
@@ -264,9 +297,7 @@ async def update_product(supplier_id: int, product_id: int, changes: dict[str, A
         if field in given:
             new[field] = given[field]
     async with Product._meta.db.transaction():
-        row = await _own_product(supplier_id, product_id)
-        if row["status"] not in EDITABLE_STATES:
-            raise DomainError("invalid_state", f"product {product_id} is {row['status']} and cannot be edited", product_status=row["status"])
+        row = await lock_editable(supplier_id, product_id)
         if "region" in given:
             new["region"] = await certified_region_id(supplier_id, given["region"])
         changed = {field: value for field, value in new.items() if value != row[field]}

@@ -11,7 +11,6 @@ from typing import Any
 from catalog.tables import Product, ProductStatus
 from common.errors import DomainError
 from common.schemas import ID_MAX
-from common.sql import is_postgres
 
 
 @dataclass(frozen=True)
@@ -41,63 +40,55 @@ def _check_lines(lines: Sequence[tuple[int, int]]) -> dict[int, int]:
 async def reserve_stock(lines: list[tuple[int, int]]) -> list[ReservedLine]:
     """Take `quantity` of each product off its stock, all or nothing, at today's price.
 
-    Runs inside the caller's transaction when there is one. Rows are locked (PostgreSQL)
-    and decremented in ascending product id. Refusals: `not_found` (products: [ids]),
-    `not_listed` (products: [{product_id, status}]), `out_of_stock` (products:
-    [{product_id, requested, available}], every short product)."""
+    Runs inside the caller's transaction when there is one. One conditional `UPDATE …
+    RETURNING` a product, in ascending product id: the check is inside the statement, and on
+    PostgreSQL the row stays locked from there to the commit. Refusals (then the caller's
+    transaction rolls back): `not_found` (products: [ids]), `not_listed` (products:
+    [{product_id, status}]), `out_of_stock` (products: [{product_id, requested, available}],
+    every short product)."""
     wanted = _check_lines(lines)
     if not wanted:
         return []
     ids = sorted(wanted)
+    taken: dict[int, dict[str, Any]] = {}
     async with Product._meta.db.transaction():
-        rows: dict[int, dict[str, Any]] = {}
-        if in_range := [i for i in ids if 1 <= i <= ID_MAX]:
-            query = (
-                Product.select(
-                    Product.id, Product.status, Product.stock, Product.price_fen, Product.supplier,
-                    Product.title, Product.region.code.as_alias("region_code"),
-                )
-                .where(Product.id.is_in(in_range))
-                .order_by(Product.id)
-            )  # fmt: skip
-            if is_postgres(Product):  # the product rows only, not the joined region's
-                query = query.lock_rows(of=(Product,))
-            rows = {r["id"]: r for r in await query}
-        if missing := [i for i in ids if i not in rows]:
-            raise DomainError("not_found", f"no such product: {', '.join(map(str, missing))}", products=missing)
-        if unlisted := [{"product_id": i, "status": rows[i]["status"]} for i in ids if rows[i]["status"] != ProductStatus.listed]:
-            raise DomainError("not_listed", "some products are not on sale", products=unlisted)
-        short = [
-            {"product_id": i, "requested": wanted[i], "available": rows[i]["stock"]}
-            for i in ids
-            if rows[i]["stock"] < wanted[i]
-        ]
-        if short:
-            raise DomainError("out_of_stock", "not enough stock", products=short)
         for i in ids:
-            q = wanted[i]
-            done = await (
-                Product.update({Product.stock: Product.stock - q})
-                .where((Product.id == i) & (Product.stock >= q) & (Product.status == ProductStatus.listed))
-                .returning(Product.id)
-            )
-            if not done:  # only if someone got past the lock; the caller's transaction rolls back
-                now = await Product.select(Product.stock, Product.status).where(Product.id == i).first()
-                if now["status"] != ProductStatus.listed:
-                    raise DomainError("not_listed", "some products are not on sale", products=[{"product_id": i, "status": now["status"]}])
-                raise DomainError("out_of_stock", "not enough stock", products=[{"product_id": i, "requested": q, "available": now["stock"]}])
+            rows = await Product.raw(
+                "UPDATE catalog_product SET stock = stock - {} WHERE id = {} AND stock >= {} AND status = {} "
+                "RETURNING price_fen, supplier, title, "
+                "(SELECT code FROM catalog_region WHERE catalog_region.id = catalog_product.region) AS region_code",
+                wanted[i], i, wanted[i], ProductStatus.listed.value,
+            ) if 1 <= i <= ID_MAX else []
+            if not rows:
+                await _refuse(wanted, taken)
+            taken[i] = rows[0]
     return [
         ReservedLine(
             product_id=pid,
             quantity=q,
-            unit_price_fen=rows[pid]["price_fen"],
-            amount_fen=rows[pid]["price_fen"] * q,
-            supplier_id=rows[pid]["supplier"],
-            region_code=rows[pid]["region_code"],
-            title=rows[pid]["title"],
+            unit_price_fen=taken[pid]["price_fen"],
+            amount_fen=taken[pid]["price_fen"] * q,
+            supplier_id=taken[pid]["supplier"],
+            region_code=taken[pid]["region_code"],
+            title=taken[pid]["title"],
         )
         for pid, q in wanted.items()
     ]
+
+
+async def _refuse(wanted: dict[int, int], taken: dict[int, Any]) -> None:
+    """Why the order cannot have its stock: every missing, unlisted or short product (the
+    stock this transaction already took counted back)."""
+    ids = sorted(wanted)
+    in_range = [i for i in ids if 1 <= i <= ID_MAX]
+    rows = {r["id"]: r for r in await Product.select(Product.id, Product.status, Product.stock).where(Product.id.is_in(in_range))} if in_range else {}
+    if missing := [i for i in ids if i not in rows]:
+        raise DomainError("not_found", f"no such product: {', '.join(map(str, missing))}", products=missing)
+    if unlisted := [{"product_id": i, "status": rows[i]["status"]} for i in ids if rows[i]["status"] != ProductStatus.listed]:
+        raise DomainError("not_listed", "some products are not on sale", products=unlisted)
+    available = {i: rows[i]["stock"] + (wanted[i] if i in taken else 0) for i in ids}
+    short = [{"product_id": i, "requested": wanted[i], "available": available[i]} for i in ids if available[i] < wanted[i]]
+    raise DomainError("out_of_stock", "not enough stock", products=short)
 
 
 async def release_stock(lines: list[tuple[int, int]]) -> None:

@@ -1,5 +1,5 @@
 """Catalog tables: paired regions, suppliers, certified regions, products, the
-product's states (one `StrEnum`, also the CHECK constraint's list) and the review's record."""
+product's states (one `StrEnum`, also the CHECK constraint's list), its photos and the review's record."""
 
 from enum import StrEnum
 
@@ -10,6 +10,7 @@ from piccolo.constraints import Check, Unique
 from piccolo.table import Table
 
 from common.sql import one_of
+from common.tables import StoredFile
 
 
 class ProductStatus(StrEnum):
@@ -79,6 +80,7 @@ class ReviewAction(StrEnum):
     approved = "approved"
     rejected = "rejected"
     delisted = "delisted"
+    resubmitted = "resubmitted"  # a change by the supplier (its photos) sent a listed product back to review
 
 
 class ProductReview(Table, tablename="catalog_product_review"):
@@ -92,4 +94,17 @@ class ProductReview(Table, tablename="catalog_product_review"):
     reason = Text(default="")
     at = Timestamptz(default=TimestamptzNow(), index=True)
 
-    product_review_action_known = Check(one_of("action", ReviewAction))
+    product_review_action_known_v2 = Check(one_of("action", ReviewAction))
+
+
+class ProductImage(Table, tablename="catalog_product_image"):
+    """A photo of a product (`catalog.images`): the re-encoded picture and its thumbnail, both
+    stored files. Shown in ascending id; deleting a photo deletes this row (the stored files stay:
+    the same content may be another product's photo)."""
+
+    product = ForeignKey(Product, null=False, index=True, on_delete=OnDelete.restrict)
+    picture = ForeignKey(StoredFile, null=False, index=True, on_delete=OnDelete.restrict)
+    thumbnail = ForeignKey(StoredFile, null=False, index=True, on_delete=OnDelete.restrict)
+    width = Integer()
+    height = Integer()
+    created_at = Timestamptz(default=TimestamptzNow())

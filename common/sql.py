@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
@@ -82,3 +83,22 @@ def is_unique_violation(exc: BaseException) -> bool:
 def one_of(column: str, values: Iterable[str]) -> str:
     """A CHECK condition: the column holds one of these values (a StrEnum's members)."""
     return f'"{column}" IN (' + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+@dataclass(frozen=True)
+class CtePart:
+    """One data-modifying part of a PostgreSQL `WITH` statement: `name AS (sql)`, its `{}`
+    placeholders filled by `args` in order. Used where one statement replaces several round
+    trips (placing an order); SQLite runs the same writes as separate statements."""
+
+    name: str
+    sql: str
+    args: tuple[Any, ...] = ()
+
+
+async def run_cte(table: Any, parts: list[CtePart], select: str) -> dict[str, Any]:
+    """`WITH part1 AS (…), part2 AS (…) <select>`: every part in one statement, one round
+    trip. Returns the first row `select` gives."""
+    head = ", ".join(f"{p.name} AS ({p.sql})" for p in parts)
+    rows = await table.raw(f"WITH {head} {select}", *[a for p in parts for a in p.args])
+    return rows[0]

@@ -5,23 +5,26 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
-from typing import AsyncIterator
 
 import msgspec
 from litestar import Litestar, Request, Router
+from litestar.di import Provide
 from litestar.exceptions import ValidationException
-from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from common.files import FileStore
 from shop import web
+from shop.auth.accounts import Principal
 from shop.auth.guards import require_roles
 from shop.auth.revocation import RevocationCache
-from shop.auth.tokens import build_jwt_auth
+from shop.auth.tokens import build_jwt_auth, principal_of_request
 from shop.db import connection_pool, redis_client
 from shop.errors import exception_handlers, problem, problem_details_plugin
+from shop.logs import RequestIdMiddleware, litestar_logging
 from shop.openapi import install as document_problems
 from shop.settings import Settings, get_settings
 from shop.web.render import page_aware
@@ -35,6 +38,7 @@ ROLE_GROUPS: dict[str, tuple[str, ...]] = {
     "supplier": ("supplier",),
     "auditor": ("admin", "auditor"),
     "reader": ("admin", "auditor", "buyer"),
+    "seller": ("admin", "supplier"),
     "any": ("admin", "buyer", "supplier", "auditor"),
 }
 
@@ -118,6 +122,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     jwt_auth = build_jwt_auth(settings)
     redis = redis_client(settings.redis_url)  # login limits and revoked tokens; else in the database
     prometheus = PrometheusConfig(app_name="shop", prefix="shop", group_path=True, exclude=["^/metrics"])
+    file_store = FileStore(settings.data_dir)  # uploads, by content hash under DATA_DIR/files/
+
+    def provide_file_store() -> FileStore:
+        return file_store
+
+    def provide_viewer(request: Request) -> Callable[[], Awaitable[Principal | None]]:
+        """Who is asking on a public route, looked up only if the handler asks (a listed
+        product's photo does not need to know)."""
+        return lambda: principal_of_request(request)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -134,6 +147,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     app = Litestar(
         route_handlers=[*_route_handlers(), PrometheusController, web.static_files_router()],
+        # what the packages' controllers cannot make themselves (`catalog.api` says which it takes)
+        dependencies={
+            "file_store": Provide(provide_file_store, sync_to_thread=False),
+            "viewer": Provide(provide_viewer, sync_to_thread=False),
+        },
         template_config=web.template_config(),
         csrf_config=web.csrf_config(settings),
         compression_config=web.compression_config(),
@@ -145,10 +163,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_request=strict_json_body,
         exception_handlers=page_aware(exception_handlers),  # an unknown page's address: a page, not JSON
         openapi_config=OpenAPIConfig(title="消费帮扶商城 API", version="1.0.0", path="/schema"),
-        logging_config=LoggingConfig(
-            root={"level": settings.log_level, "handlers": ["queue_listener"]},
-            log_exceptions="never",  # the 500 handler logs with the stack trace
-        ),
+        logging_config=litestar_logging(settings.log_format, settings.log_level),
         request_max_body_size=2 * 1024 * 1024,
         debug=False,
     )
@@ -157,6 +172,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.jwt_auth = jwt_auth
     app.state.redis = redis
     app.state.revocations = RevocationCache()
+    # outermost, around the router itself: unknown paths and refusals get a request id too
+    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
     return app
 
 

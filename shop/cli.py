@@ -1,12 +1,15 @@
-"""The `shop` command: serve, migrate, seed, user create, expire-holds."""
+"""The `shop` command: serve, migrate, seed, user create, expire-holds, tick, check."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from datetime import datetime, timezone
+
+logger = logging.getLogger("shop")
 
 
 def _run(coro):
@@ -73,6 +76,29 @@ async def _tick() -> dict[str, int]:
     return await tick(datetime.now(timezone.utc), get_settings())
 
 
+def _check() -> int:
+    """Print each finding; 1 when any is a failure."""
+    from shop.check import run_checks
+
+    findings = _run(run_checks())
+    for finding in findings:
+        print(finding.line(), flush=True)
+    failed = [f for f in findings if f.level == "FAIL"]
+    print(f"{len(failed)} problem(s)" if failed else "ready to serve")
+    return 1 if failed else 0
+
+
+def _configure_logging() -> None:
+    """The CLI logs as the servers do (LOG_FORMAT, LOG_LEVEL); settings that are not valid
+    fall back to text at INFO here, and `shop check` says what is wrong with them."""
+    from shop.logs import configure
+
+    try:
+        configure(os.environ.get("LOG_FORMAT") or "text", os.environ.get("LOG_LEVEL") or "INFO")
+    except ValueError:
+        configure("text", "INFO")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="shop", description="消费帮扶商城")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,7 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     scope.add_argument("--supplier-id", type=int)
     sub.add_parser("expire-holds", help="expire pending orders whose hold ran out")
     sub.add_parser("tick", help="run the periodic work once (expiry, payments that never started)")
+    sub.add_parser("check", help="are the settings sane, the database reachable and migrated (exit 1 if not)")
     args = parser.parse_args(argv)
+    _configure_logging()
 
     from common.errors import DomainError
 
@@ -110,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"expired {_run(_with_db(_expire))} order(s)")
         elif args.command == "tick":
             print(_run(_with_db(_tick)))
+        elif args.command == "check":
+            raise SystemExit(_check())
         elif args.command == "serve":
             _serve(args)
     except DomainError as exc:
@@ -119,6 +149,7 @@ def main(argv: list[str] | None = None) -> None:
 def _serve(args) -> None:
     import uvicorn
 
+    from shop.logs import logging_dict
     from shop.settings import get_settings
 
     settings = get_settings()
@@ -130,15 +161,18 @@ def _serve(args) -> None:
         print(flush=True)
     elif not args.no_migrate:
         _run(_with_db(_migrate))
-    print(f"消费帮扶商城 on http://{args.host}:{args.port}  (database: {settings.database_url.split('@')[-1]})", flush=True)
+    logger.info("消费帮扶商城 on http://%s:%s  (database: %s)", args.host, args.port, settings.database_url.split("@")[-1])
     os.environ.setdefault("PYTHONPATH", os.pathsep.join(sys.path))
     uvicorn.run(
         "shop.asgi:app",
         host=args.host,
         port=args.port,
         workers=args.workers,
+        log_config=logging_dict(settings.log_format, settings.log_level),  # the supervisor and every worker
         log_level=settings.log_level.lower(),
         proxy_headers=False,
+        # SIGTERM: stop taking connections, let requests in flight finish (at most this long), then stop
+        timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
     )
 
 

@@ -4,6 +4,10 @@ Redis, when REDIS_URL is set, for the counters every server process shares."""
 from __future__ import annotations
 
 import asyncio
+import os
+import contextlib
+import io
+import logging
 import re
 import socket
 import sqlite3
@@ -11,12 +15,51 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 from urllib.parse import urlparse
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
+
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 
 T = TypeVar("T")
+logger = logging.getLogger("shop.db")
 POOL_CLOSE_SECONDS = 5
+
+
+class SerialTransaction(SQLiteTransaction):
+    """A write transaction that first waits its turn: in this process behind an asyncio lock,
+    then across processes behind an exclusive `flock` on `<database>.lock` (waited for in a
+    thread). Writers queue and wake the moment the one before them commits, instead of each
+    polling SQLite's busy timeout with growing sleeps (what made p99 reach seconds with two
+    workers)."""
+
+    async def __aenter__(self) -> SQLiteTransaction:
+        if self._parent is not None:
+            return self._parent
+        lock = self.engine.write_lock()
+        await lock.acquire()
+        try:
+            await self.engine.file_lock(True)
+            try:
+                return await super().__aenter__()
+            except BaseException:
+                self.engine.file_lock_release()
+                raise
+        except BaseException:
+            lock.release()
+            raise
+
+    async def __aexit__(self, exception_type, exception, traceback) -> bool:
+        if self._parent:
+            return exception is None
+        try:
+            return await super().__aexit__(exception_type, exception, traceback)
+        finally:
+            self.engine.file_lock_release()
+            self.engine.write_lock().release()
 
 
 class ShopSQLiteEngine(SQLiteEngine):
@@ -24,15 +67,57 @@ class ShopSQLiteEngine(SQLiteEngine):
 
     Piccolo's default DEFERRED transactions fail with "database is locked" when two
     connections read then write; every transaction in the shop may write, so all
-    of them start IMMEDIATE and wait (busy timeout) for the lock instead.
+    of them start IMMEDIATE, one at a time in a process (`SerialTransaction`), and wait
+    (busy timeout) for the lock another process holds. A DEFERRED transaction (a read
+    snapshot) takes no lock and does not queue.
     """
+
+    _locks: dict[Any, asyncio.Lock]
+
+    def write_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        locks = self.__dict__.setdefault("_locks", {})
+        if loop not in locks:
+            locks.clear()  # a new event loop (the CLI, a test session): the old lock is gone with it
+            locks[loop] = asyncio.Lock()
+        return locks[loop]
+
+    def _lock_fd(self) -> int | None:
+        fd = self.__dict__.get("_lock_file")
+        if fd is None and fcntl is not None and self.path not in ("", ":memory:"):
+            fd = self.__dict__["_lock_file"] = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        return fd
+
+    async def file_lock(self, exclusive: bool) -> None:
+        """The cross-process write turn (a no-op where `fcntl` is missing)."""
+        fd = self._lock_fd()
+        if fd is None:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        waiting = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
+        try:
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:  # the thread still takes the lock: give it back then
+            waiting.add_done_callback(lambda t: None if t.cancelled() or t.exception() else fcntl.flock(fd, fcntl.LOCK_UN))
+            raise
+
+    def file_lock_release(self) -> None:
+        fd = self.__dict__.get("_lock_file")
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def transaction(  # type: ignore[override]
         self,
         transaction_type: TransactionType = TransactionType.immediate,
         allow_nested: bool = True,
     ):
-        return super().transaction(transaction_type=transaction_type, allow_nested=allow_nested)
+        if transaction_type == TransactionType.deferred:
+            return super().transaction(transaction_type=transaction_type, allow_nested=allow_nested)
+        return SerialTransaction(engine=self, transaction_type=transaction_type, allow_nested=allow_nested)
 
     async def run_ddl(self, ddl: str, in_pool: bool = False):
         """SQLite cannot ALTER TABLE … ADD CONSTRAINT, which Piccolo's migrations emit
@@ -95,11 +180,21 @@ def prepare_sqlite(path: str) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
 
 
+async def _release(connection: Any) -> None:
+    """What a connection needs when it goes back to the pool: only a rollback, if a
+    cancelled request left a transaction open. asyncpg's default (`pg_advisory_unlock_all();
+    CLOSE ALL; UNLISTEN *; RESET ALL`) costs a round trip on every release; the shop takes
+    no session-level advisory lock, opens no cursor outside a transaction, listens to
+    nothing and sets no session setting, so there is nothing else to undo."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
 @asynccontextmanager
 async def connection_pool(engine: Engine, min_size: int, max_size: int) -> AsyncIterator[None]:
     """Open the PostgreSQL pool for the app's lifetime (no-op on SQLite)."""
     if isinstance(engine, PostgresEngine):
-        await engine.start_connection_pool(min_size=min_size, max_size=max_size)
+        await engine.start_connection_pool(min_size=min_size, max_size=max_size, reset=_release)
         try:
             yield
         finally:
@@ -126,10 +221,18 @@ def redis_client(url: str) -> Any:
 
 
 async def migrate() -> None:
-    """Run every app's Piccolo migrations that have not run yet."""
+    """Run every app's Piccolo migrations that have not run yet. Piccolo prints what it does;
+    that goes to the log instead, line by line (JSON too, with `LOG_FORMAT=json`)."""
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
-    result = await run_forwards("all")
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            result = await run_forwards("all")
+    finally:
+        for line in printed.getvalue().splitlines():
+            if line.strip(" -"):
+                logger.info("migrations: %s", line.strip())
     if not result.success:
         raise RuntimeError(f"migrations failed: {result.message}")
 

@@ -11,7 +11,11 @@ generated schema and adds, per operation, what follows from the route:
 - a state-changing method that needs the token: 409 (the domain's refusals), and 404 when it has
   a body (an object the body names);
 - the codes a handler declares in `opt={"problems": (...)}` (the webhook's 400 `bad_signature`);
-- 429 on login."""
+- 429 on login.
+A handler that reads a multipart form itself (an upload, `opt={"multipart": (file fields,)}`, and
+its text fields in `opt={"form_fields": {name: schema}}`) has its request body described here,
+since Litestar sees no `data` parameter; one that answers files of several kinds lists them in
+`opt={"media_types": (...)}`. An operation taking `If-None-Match` documents its 304."""
 
 from __future__ import annotations
 
@@ -90,7 +94,7 @@ def _statuses(path: str, method: str, operation: dict[str, Any], handler: Any, p
         statuses.add(400)
     if any(p.get("in") == "query" and p["name"].endswith("_id") for p in parameters):
         statuses.add(404)  # a query naming an object that does not exist
-    if has_body:
+    if has_body and not handler.opt.get("multipart"):  # an upload's too large or unreadable body is a 400
         statuses |= {413, 415}
     if method in WRITES and not public:
         statuses.add(409)  # the domain's refusals
@@ -142,15 +146,31 @@ def document_problems(app: Litestar, schema: dict[str, Any]) -> None:
             operation = path_item.get(method.lower())
             if operation is None:
                 continue
+            _document_upload(operation, handler)
             public = _is_public(app, route.path_format, handler)
             operation["security"] = [] if public else [{SECURITY_SCHEME: []}]
             responses = operation.setdefault("responses", {})
             litestars = {int(status) for status in responses if status.isdigit() and int(status) >= 400}
             for status in sorted(_statuses(route.path_format, method, operation, handler, public) | litestars):
                 responses[str(status)] = _problem_response(status)  # replaces Litestar's own 400
+            if any(p.get("in") == "header" and p["name"].lower() == "if-none-match" for p in operation.get("parameters", [])):
+                responses["304"] = {"description": "Not Modified: `If-None-Match` names the content as it is"}
             if "requestBody" in operation:
                 _forbid_unknown_fields(schema, operation["requestBody"], set())
             _document_media_types(route.path_format, operation, handler)
+
+
+def _document_upload(operation: dict[str, Any], handler: Any) -> None:
+    fields = handler.opt.get("multipart")
+    if not fields:
+        return
+    text = handler.opt.get("form_fields", {})
+    schema = {
+        "type": "object",
+        "required": [*text, *fields],
+        "properties": {**text, **{name: {"type": "string", "format": "binary"} for name in fields}},
+    }
+    operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
 
 
 def _document_media_types(path: str, operation: dict[str, Any], handler: Any) -> None:
@@ -165,6 +185,8 @@ def _document_media_types(path: str, operation: dict[str, Any], handler: Any) ->
         media_type = "text/plain"  # Prometheus' exposition format, set by its handler as it answers
     if media_type and not media_type.startswith("application/json"):
         success["content"] = {media_type.split(";")[0]: {"schema": {"type": "string"}}}
+    if handler.opt.get("media_types"):
+        success["content"] = {kind: {"schema": {"type": "string", "format": "binary"}} for kind in handler.opt["media_types"]}
 
 
 def install(app: Litestar) -> None:

@@ -17,6 +17,6 @@ APP_CONFIG = AppConfig(
         ],
         exclude_imported=True,
     ),
-    migration_dependencies=["budgets.piccolo_app", "catalog.piccolo_app"],
+    migration_dependencies=["common.piccolo_app", "budgets.piccolo_app", "catalog.piccolo_app"],
     commands=[],
 )

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import budgets.members
 import budgets.targets
 import budgets.unions
+import seeds
+from catalog import photos
 from catalog import service as catalog
+from catalog.images import image_count
 from catalog.regions import ensure_region
 from catalog.suppliers import ensure_supplier
+from common.files import FileStore
+from shop import seed_pictures
 from shop.auth import accounts
 from shop.auth.tables import User
+from shop.settings import get_settings
 
-SEEDS_DIR = Path(os.environ.get("SEEDS_DIR", Path(__file__).resolve().parent.parent / "seeds"))
+# the `seeds` package: the source tree's seeds/ folder, or the copy an installed wheel carries
+SEEDS_DIR = Path(os.environ.get("SEEDS_DIR") or Path(seeds.__file__).resolve().parent)
 
 
 def _load(name: str) -> list[dict[str, Any]]:
@@ -39,8 +47,9 @@ async def seed() -> dict[str, int]:
         suppliers[s["name"]] = await ensure_supplier(s["name"], s["regions"])
     counts["suppliers"] = len(suppliers)
     products = _load("products.json")
+    product_ids: dict[str, tuple[int, int]] = {}
     for p in products:
-        await catalog.ensure_product(
+        product_ids[p["title"]] = suppliers[p["supplier"]], await catalog.ensure_product(
             suppliers[p["supplier"]],
             p["title"],
             p["region"],
@@ -52,6 +61,7 @@ async def seed() -> dict[str, int]:
             p["status"],
         )
     counts["products"] = len(products)
+    counts["pictures"] = await _pictures(product_ids)
     members = _load("members.json")
     for m in members:
         await budgets.members.ensure_member(unions[m["union_code"]], m["member_no"], m["name"])
@@ -61,6 +71,23 @@ async def seed() -> dict[str, int]:
         await budgets.targets.ensure_target(t["union_code"], t["year"], t["target_fen"])
     counts["targets"] = len(targets)
     return counts
+
+
+async def _pictures(product_ids: dict[str, tuple[int, int]]) -> int:
+    """Drawn pictures for the products `pictures.json` names, to those that have no photo yet."""
+    pictures = _load("pictures.json")
+    store = FileStore(get_settings().data_dir)
+    for picture in pictures:
+        supplier_id, product_id = product_ids[picture["title"]]
+        if await image_count(product_id):
+            continue
+        png = seed_pictures.draw(picture["title"], picture["shape"], picture["colour"], picture["accent"])
+        await photos.add_photo(store, supplier_id, product_id, _once(png), actor_id=None, review=False)
+    return len(pictures)
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
 
 
 async def demo_users() -> list[dict[str, str]]:

@@ -33,6 +33,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bank_account_name: str = "消费帮扶商城运营有限公司"
     bank_account_no: str = "3602000000000000000"
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object a line (shop/logs.py)
+    # on SIGTERM a server stops taking connections and gives requests in flight this long to finish
+    graceful_shutdown_seconds: int = 30
 
     @property
     def payment_provider(self) -> str:

@@ -15,9 +15,10 @@ from tests.conftest import ROOT, login
 from tests.world import build_world
 
 
-def shop(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "shop.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+def shop(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`shop …` from the source tree, with the tests' environment (and `env` over it)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "shop.cli", *args], check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
 async def test_migrate_seed_is_idempotent_and_user_create(app, client):

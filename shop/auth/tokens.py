@@ -13,6 +13,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.security.jwt import JWTCookieAuth, Token
@@ -22,6 +23,8 @@ from common.schemas import ID_MAX
 from shop.auth import revocation
 from shop.auth.accounts import Principal, load_principal
 from shop.settings import Settings
+
+COOKIE = "shop_token"  # the pages' login cookie
 
 
 def issue_token(jwt_auth: JWTCookieAuth[Principal], principal: Principal) -> str:
@@ -68,6 +71,23 @@ async def principal_of(raw: str, state: Any) -> Principal | None:
     return await principal_for(token, state) if token is not None else None
 
 
+async def principal_of_request(request: Request) -> Principal | None:
+    """Who is asking on a route the token middleware lets through (a public one): the user of a
+    valid `Authorization: Bearer` token, else of the pages' cookie, else None."""
+    user = request.scope.get("user")
+    if isinstance(user, Principal):
+        return user
+    scheme, _, raw = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        raw = request.cookies.get(COOKIE, "").split(" ")[-1]
+    if not raw.strip():
+        return None
+    try:
+        return await principal_of(raw.strip(), request.app.state)
+    except (NotAuthorizedException, ValueError):
+        return None
+
+
 async def revoke_token(token: Token, state: Any) -> None:
     """Log out: this token no longer works, in any process (within a second with Redis)."""
     if isinstance(token.jti, str) and token.jti:
@@ -82,7 +102,7 @@ def build_jwt_auth(settings: Settings) -> JWTCookieAuth[Principal]:
         default_token_expiration=timedelta(hours=settings.token_ttl_hours),
         exclude_opt_key="exclude_from_auth",
         exclude=["^/health", "^/ready", "^/metrics", "^/schema", "^/static"],
-        key="shop_token",
+        key=COOKIE,
         samesite="strict",
         secure=settings.public_url.startswith("https"),
     )

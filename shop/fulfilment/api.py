@@ -1,16 +1,21 @@
 """After payment over HTTP: a branch's addresses and invoice profile (buyer), shipments
-(the supplier ships, the buyer receives) and after-sales requests."""
+(the supplier ships, the buyer receives), their invoices (the supplier uploads, the buyer
+accepts or rejects, those who may see the order download) and after-sales requests."""
 
 from __future__ import annotations
 
-from litestar import Controller, Request, delete, get, patch, post, put
-from litestar.params import FromQuery, JSONBody
+from typing import Annotated
+
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, HeaderParameter, JSONBody
 
 from common.errors import DomainError
+from common.files import PRIVATE, FileStore, body_limit, file_response, multipart_form
 from common.pagination import PAGINATION, Paging
 from common.schemas import PathId
 from shop.auth.guards import require_roles
-from shop.fulfilment import addresses, after_sales, invoice_profile, queries, shipments
+from shop.fulfilment import addresses, after_sales, invoice_profile, invoices, queries, shipments
 from shop.fulfilment.schemas import (
     AddressIn,
     AddressList,
@@ -19,6 +24,7 @@ from shop.fulfilment.schemas import (
     AfterSaleIn,
     AfterSaleList,
     AfterSaleOut,
+    InvoiceOut,
     InvoiceProfileIn,
     InvoiceToOut,
     RejectIn,
@@ -30,6 +36,14 @@ from shop.fulfilment.schemas import (
 from shop.fulfilment.states import AfterSaleStatus, ShipmentStatus
 
 admin_or_supplier = require_roles("admin", "supplier")
+Files = NamedDependency[FileStore]  # the app's `file_store`
+IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match", max_length=2000)]
+INVOICE_BODY_MAX = body_limit(invoices.MAX_BYTES)
+INVOICE_FORM = {  # the upload's text fields, for the OpenAPI schema (`shop/openapi.py`)
+    "number": {"type": "string", "pattern": "^[0-9A-Za-z]{8,20}$", "description": "发票号码"},
+    "issued_on": {"type": "string", "format": "date", "description": "开票日期, YYYY-MM-DD"},
+    "amount_fen": {"type": "string", "pattern": "^[0-9]{1,15}$", "description": "the shipment's amount_fen"},
+}
 
 
 def branch_of(request: Request) -> int:
@@ -99,6 +113,18 @@ class SupplierShipmentController(Controller):
         return await _one_shipment(request.user.supplier_id, shipment_id)
 
 
+    @post(
+        "/{shipment_id:int}/invoice",
+        request_max_body_size=INVOICE_BODY_MAX,
+        opt={"problems": (400, 403, 404, 409), "multipart": ("file",), "form_fields": INVOICE_FORM},
+    )
+    async def invoice(self, request: Request, shipment_id: PathId, file_store: Files) -> InvoiceOut:
+        """`multipart/form-data` with `number`, `issued_on`, `amount_fen` (the shipment's) and `file`
+        (a PDF, OFD, PNG or JPEG of at most 5 MB, by its content) → `issued`; the branch is told."""
+        async with multipart_form(request, max_bytes=invoices.MAX_BYTES) as form:
+            return await invoices.issue(file_store, shipment_id, request.user, form, now=request.app.state.clock())
+
+
 async def _one_shipment(supplier_id: int, shipment_id: int) -> ShipmentOut:
     items, _ = await queries.list_for_supplier(supplier_id, status=None, limit=1, offset=0, shipment_id=shipment_id)
     return items[0]
@@ -113,6 +139,38 @@ class ReceiptController(Controller):
         order_id = await shipments.receive(shipment_id, request.user, now=request.app.state.clock())
         [shipment] = [s for s in (await queries.briefs_for([order_id]))[order_id] if s.id == shipment_id]
         return shipment
+
+
+class InvoiceDecisionController(Controller):
+    """The branch's buyer decides on an `issued` invoice."""
+
+    path = "/api/invoices"
+
+    @post("/{invoice_id:int}/accept", status_code=200)
+    async def accept(self, request: Request, invoice_id: PathId) -> InvoiceOut:
+        return await invoices.decide(invoice_id, request.user, accept=True, now=request.app.state.clock())
+
+    @post("/{invoice_id:int}/reject", status_code=200)
+    async def reject(self, request: Request, invoice_id: PathId, data: JSONBody[RejectIn]) -> InvoiceOut:
+        """→ `rejected`, with the reason; the supplier then uploads a new one."""
+        return await invoices.decide(invoice_id, request.user, accept=False, reason=data.reason, now=request.app.state.clock())
+
+
+class InvoiceController(Controller):
+    """An invoice and its file, to the shipment's supplier, the branch's buyers, auditors over
+    the branch and admins (anyone else: 403)."""
+
+    path = "/api/invoices"
+
+    @get("/{invoice_id:int}")
+    async def show(self, request: Request, invoice_id: PathId) -> InvoiceOut:
+        return await invoices.get_invoice(invoice_id, request.user)
+
+    @get("/{invoice_id:int}/file", opt={"media_types": tuple(invoices.KINDS)})
+    async def file(self, request: Request, invoice_id: PathId, file_store: Files, if_none_match: IfNoneMatch = None) -> Response:
+        """The file as uploaded, with its own content type, as an attachment."""
+        ref, name = await invoices.file_of(invoice_id, request.user)
+        return file_response(file_store, ref, if_none_match=if_none_match, cache_control=PRIVATE, attachment_name=name)
 
 
 class OrderAfterSaleController(Controller):
@@ -146,7 +204,7 @@ class AfterSaleController(Controller):
 
 
 ROUTES = {
-    "buyer": [AddressController, InvoiceProfileController, ReceiptController, OrderAfterSaleController],
+    "buyer": [AddressController, InvoiceProfileController, ReceiptController, InvoiceDecisionController, OrderAfterSaleController],
     "supplier": [SupplierShipmentController],
-    "any": [AfterSaleController],
+    "any": [AfterSaleController, InvoiceController],
 }

@@ -8,13 +8,14 @@ from typing import Any
 from shop.fulfilment.addresses import delivery_out
 from shop.fulfilment.schemas import (
     BranchOut,
+    InvoiceBrief,
     InvoiceToOut,
     ShipmentBrief,
     ShipmentLineOut,
     ShipmentOut,
 )
 from shop.fulfilment.states import ShipmentStatus
-from shop.fulfilment.tables import Shipment
+from shop.fulfilment.tables import Invoice, Shipment
 from shop.orders.tables import OrderLine
 
 
@@ -32,6 +33,17 @@ async def _lines_by_shipment(shipments: list[dict[str, Any]]) -> dict[int, list[
     return {s["id"]: by_key.get((s["order"], s["supplier"]), []) for s in shipments}
 
 
+async def _invoices(shipments: list[dict[str, Any]]) -> dict[int, InvoiceBrief]:
+    """Each shipment's newest invoice: its live one when it has one (a new invoice is taken only
+    once every earlier one was rejected), else the last one rejected; none: left out."""
+    if not shipments:
+        return {}
+    rows = await Invoice.select(Invoice.id, Invoice.shipment, Invoice.number, Invoice.status, Invoice.amount_fen).where(
+        Invoice.shipment.is_in([s["id"] for s in shipments])
+    ).order_by(Invoice.id)
+    return {r["shipment"]: InvoiceBrief(id=r["id"], number=r["number"], status=r["status"], amount_fen=r["amount_fen"]) for r in rows}
+
+
 async def briefs_for(order_ids: list[int], supplier_id: int | None = None) -> dict[int, list[ShipmentBrief]]:
     """The shipments of these orders (a supplier: only its own), by order id."""
     out: dict[int, list[ShipmentBrief]] = {i: [] for i in order_ids}
@@ -41,7 +53,7 @@ async def briefs_for(order_ids: list[int], supplier_id: int | None = None) -> di
     if supplier_id is not None:
         query = query.where(Shipment.supplier == supplier_id)
     rows = await query.order_by(Shipment.id)
-    lines = await _lines_by_shipment(rows)
+    lines, invoices = await _lines_by_shipment(rows), await _invoices(rows)
     for s in rows:
         out[s["order"]].append(
             ShipmentBrief(
@@ -54,6 +66,7 @@ async def briefs_for(order_ids: list[int], supplier_id: int | None = None) -> di
                 tracking_no=s["tracking_no"],
                 shipped_at=_iso(s["shipped_at"]),
                 received_at=_iso(s["received_at"]),
+                invoice=invoices.get(s["id"]),
             )
         )
     return out
@@ -78,7 +91,7 @@ async def list_for_supplier(
         Shipment.order.delivery_address,
     ).where(where).order_by(Shipment.id, ascending=False).limit(limit).offset(offset)
     total = await Shipment.count().where(where)
-    lines = await _lines_by_shipment(rows)
+    lines, invoices = await _lines_by_shipment(rows), await _invoices(rows)
     items = []
     for s in rows:
         mine = [
@@ -107,6 +120,7 @@ async def list_for_supplier(
                 shipped_at=_iso(s["shipped_at"]),
                 received_at=_iso(s["received_at"]),
                 created_at=_iso(s["created_at"]) or "",
+                invoice=invoices.get(s["id"]),
             )
         )
     return items, total

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Any
 
 import msgspec
 
 from common.errors import invalid
 from common.schemas import ONE_LINE, Body, Id, Text
-from shop.fulfilment.states import AfterSaleStatus, ShipmentStatus
+from shop.fulfilment.states import AfterSaleStatus, InvoiceStatus, ShipmentStatus
 
 Line = Annotated[str, msgspec.Meta(pattern=ONE_LINE, min_length=1)]
 
@@ -89,6 +90,60 @@ class InvoiceBrief(msgspec.Struct, kw_only=True):
     number: str
     status: str
     amount_fen: int
+
+
+INVOICE_NUMBER = re.compile(r"[0-9A-Z]{8,20}")  # 8 digits (纸质/电子发票), 20 (数电票), or 发票代码 + 号码
+AMOUNT = re.compile(r"[0-9]{1,15}")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class InvoiceIn(msgspec.Struct, kw_only=True, frozen=True):
+    """An invoice's fields from the upload's multipart form (text parts), checked."""
+
+    number: str
+    issued_on: date
+    amount_fen: int
+
+    @classmethod
+    def from_form(cls, form: Any) -> InvoiceIn:
+        """`number` (letters and digits, 8 to 20, kept upper-case), `issued_on` (`YYYY-MM-DD`, a
+        real date from 2000 on) and `amount_fen` (a whole number of fen above 0); else
+        `validation_failed` on the field."""
+        text = {}
+        for field in ("number", "issued_on", "amount_fen"):
+            value = form.get(field)
+            if not isinstance(value, str) or not value.strip():
+                raise invalid(field, f"send {field} as a text field of the multipart/form-data body")
+            text[field] = value.strip()
+        number = text["number"].upper()
+        if not INVOICE_NUMBER.fullmatch(number):
+            raise invalid("number", "an invoice number is 8 to 20 letters and digits")
+        issued_on = None
+        if ISO_DATE.fullmatch(text["issued_on"]):
+            try:
+                issued_on = date.fromisoformat(text["issued_on"])
+            except ValueError:
+                pass
+        if issued_on is None or issued_on.year < 2000:
+            raise invalid("issued_on", "is not a date written YYYY-MM-DD")
+        if not AMOUNT.fullmatch(text["amount_fen"]) or int(text["amount_fen"]) <= 0:
+            raise invalid("amount_fen", "is not a whole number of fen above 0")
+        return cls(number=number, issued_on=issued_on, amount_fen=int(text["amount_fen"]))
+
+
+class InvoiceOut(msgspec.Struct, kw_only=True):
+    """An invoice as the supplier and the branch see it; `file_url` answers its file."""
+
+    id: int
+    shipment_id: int
+    number: str
+    issued_on: str
+    amount_fen: int
+    status: InvoiceStatus
+    file_url: str
+    created_at: str
+    decided_at: str | None = None
+    decision_reason: str = ""
 
 
 class ShipmentBrief(msgspec.Struct, kw_only=True):

@@ -119,7 +119,9 @@ async def auto_receive(now: datetime, days: int, batch: int = 200) -> int:
             try:
                 async with Shipment._meta.db.transaction():
                     shipment, order = await _locked(row["id"])
-                    done += await _receive(shipment, order, now, actor_id=None, detail=detail)
+                    if await _receive(shipment, order, now, actor_id=None, detail=detail):
+                        done += 1
+                        logger.info("shipment %s received automatically (order %s)", row["id"], order["id"])
             except DomainError as exc:  # the order's state does not allow it: leave it to a person
                 logger.error("shipment %s not received automatically: %s", row["id"], exc.detail)
                 skipped.append(row["id"])

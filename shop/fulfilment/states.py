@@ -15,3 +15,12 @@ class AfterSaleStatus(StrEnum):
     open = "open"
     refunded = "refunded"
     rejected = "rejected"
+
+
+class InvoiceStatus(StrEnum):
+    issued = "issued"  # the supplier uploaded it; the buyer has yet to decide
+    accepted = "accepted"
+    rejected = "rejected"  # the supplier uploads a new one
+
+
+LIVE_INVOICE = (InvoiceStatus.issued, InvoiceStatus.accepted)  # at most one a shipment

@@ -1,7 +1,7 @@
 """Delivery addresses and invoice profiles of branches; the shipments of paid orders
-(one per supplier) and after-sales requests on their lines."""
+(one per supplier), their invoices, and after-sales requests on their lines."""
 
-from piccolo.columns import BigInt, Boolean, ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import BigInt, Boolean, Date, ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.constraints import Check, Unique
@@ -10,8 +10,9 @@ from piccolo.table import Table
 from budgets.tables import Union
 from catalog.tables import Supplier
 from common.sql import one_of
+from common.tables import StoredFile
 from shop.auth.tables import User
-from shop.fulfilment.states import AfterSaleStatus, ShipmentStatus
+from shop.fulfilment.states import AfterSaleStatus, InvoiceStatus, ShipmentStatus
 from shop.orders.tables import Order, OrderLine, Refund
 
 
@@ -54,6 +55,29 @@ class Shipment(Table, tablename="shop_shipment"):
 
     shipment_order_supplier_unique = Unique([order, supplier])
     shipment_status_known = Check(one_of("status", ShipmentStatus))
+
+
+class Invoice(Table, tablename="shop_invoice"):
+    """A supplier's VAT invoice (发票) for a shipment, made out to the branch: its number, date and
+    amount as the supplier entered them, and the file (a stored file, by content). At most one
+    `issued` or `accepted` invoice a shipment, and a supplier's live invoice numbers are its own
+    once: partial unique indexes, made by a migration of their own. `supplier` is the shipment's."""
+
+    shipment = ForeignKey(Shipment, null=False, index=True, on_delete=OnDelete.restrict)
+    supplier = ForeignKey(Supplier, null=False, index=True, on_delete=OnDelete.restrict)
+    number = Varchar(length=20)
+    issued_on = Date()
+    amount_fen = BigInt()
+    file = ForeignKey(StoredFile, null=False, index=True, on_delete=OnDelete.restrict)
+    status = Varchar(length=16, default=InvoiceStatus.issued.value, index=True)
+    created_by = ForeignKey(User, null=True, default=None, on_delete=OnDelete.restrict)
+    created_at = Timestamptz(default=TimestamptzNow())
+    decided_by = ForeignKey(User, null=True, default=None, on_delete=OnDelete.restrict)
+    decided_at = Timestamptz(null=True, default=None)
+    decision_reason = Text(default="")
+
+    invoice_status_known = Check(one_of("status", InvoiceStatus))
+    invoice_amount_positive = Check(amount_fen > 0)
 
 
 class AfterSale(Table, tablename="shop_after_sale"):

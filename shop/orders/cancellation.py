@@ -38,9 +38,10 @@ async def close(order_id: int, action: OrderAction, now: datetime, *, reason: st
         await lifecycle.transition(
             order_id, action, at=now, actor_id=actor_id, detail=reason, values={Order.closed_at: now}, locked=order
         )
+        # the lock order: the order row, budget rows, then product rows
+        await ledger.release(await shares_of(order_id), year=order["year"], order_id=order_id, at=now)
         lines = await OrderLine.select(OrderLine.product, OrderLine.quantity).where(OrderLine.order == order_id)
         await stock.release_stock(sorted((line["product"], line["quantity"]) for line in lines))
-        await ledger.release(await shares_of(order_id), year=order["year"], order_id=order_id, at=now)
     logger.info("order %s %s%s", order_id, action, f" ({reason})" if reason else "")
     return True
 

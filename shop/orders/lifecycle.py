@@ -24,18 +24,19 @@ the order, and written with its event.
 FOR UPDATE` on PostgreSQL; SQLite's IMMEDIATE transaction holds the only write lock),
 checks the move against this table, writes the new status (with the caller's other
 columns) and appends the order's event row. If the transaction rolls back, the change
-and its event are gone together. Lock order everywhere: the order row, then product
-rows (ascending id), then budget rows (ascending member id).
+and its event are gone together. Lock order everywhere: the order row, then budget
+rows (ascending member id), then product rows (ascending id).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from common.errors import DomainError
-from common.sql import for_update
+from common.sql import CtePart, for_update, is_postgres, run_cte
 from shop.orders.states import OrderAction, OrderStatus
 from shop.orders.tables import Order, OrderEvent
 
@@ -160,10 +161,36 @@ async def transition(
     return rows[0]
 
 
-async def create(values: dict[Any, Any], *, at: datetime, actor_id: int | None, detail: str = "") -> dict[str, Any]:
-    """A new order, `pending_payment`, with its `placed` event (inside the placing transaction)."""
-    rows = await Order.insert(Order(**{**values, "status": OrderStatus.pending_payment.value})).returning(
-        *Order.all_columns()
-    )
-    await _event(rows[0]["id"], A.placed, at, actor_id, detail)
-    return rows[0]
+async def create(
+    values: dict[str, Any],
+    *,
+    at: datetime,
+    actor_id: int | None,
+    detail: str = "",
+    order_id: int | None = None,
+    parts: Sequence[CtePart] = (),
+    select: str = "",
+) -> dict[str, Any]:
+    """A new order, `pending_payment`, with its `placed` event (inside the placing transaction).
+
+    On PostgreSQL, given the order's id beforehand (`next_order_id()`), the order, its event
+    and the caller's `parts` (its lines, allocations, ledger entries …) are one statement;
+    `select` adds expressions over the parts to the row returned. Otherwise the order and
+    its event are written in turn and the caller writes the rest."""
+    row = {**values, "status": OrderStatus.pending_payment.value}
+    if order_id is None or not is_postgres(Order):
+        rows = await Order.insert(Order(**row)).returning(*Order.all_columns())
+        await _event(rows[0]["id"], A.placed, at, actor_id, detail)
+        return rows[0]
+    row["id"] = order_id
+    columns = ", ".join(f'"{c}"' for c in row)
+    head = [
+        CtePart("new_order", f"INSERT INTO shop_order ({columns}) VALUES ({', '.join('{}' for _ in row)}) RETURNING *", tuple(row.values())),
+        CtePart(
+            "new_event",
+            'INSERT INTO shop_order_event ("order", at, actor, action, detail) VALUES ({}, {}, {}, {}, {})',
+            (order_id, at.astimezone(timezone.utc), actor_id, A.placed.value, detail),
+        ),
+    ]
+    return await run_cte(Order, [*head, *parts], f"SELECT new_order.*{select} FROM new_order")
+

@@ -120,33 +120,37 @@ async def orders_out(ids: list[int], principal: Principal | None = None) -> list
                 AllocationOut(member_id=a["member"], amount_fen=a["amount_fen"], refunded_fen=a["refunded_fen"])
             )
     shipments = await briefs_for(ids, principal.supplier_id if supplier_view else None)  # type: ignore[union-attr]
+    return [_order_out(orders[i], lines[i], allocations[i], shipments[i], supplier_view) for i in ids]
+
+
+def placed_out(order: dict[str, Any], lines: list[dict[str, Any]], shares: list[tuple[int, int]]) -> OrderOut:
+    """A new order as its buyer sees it, from what the placing transaction wrote."""
+    allocations = [AllocationOut(member_id=m, amount_fen=a) for m, a in shares]
+    return _order_out(order, [_line(row) for row in lines], allocations, [], supplier_view=False)
+
+
+def _order_out(o: dict[str, Any], lines: list[LineOut], allocations: list[AllocationOut], shipments: list, supplier_view: bool) -> OrderOut:
     settings = get_settings()
     bank = BankOut(bank_name=settings.bank_name, account_name=settings.bank_account_name, account_no=settings.bank_account_no)
-    out = []
-    for i in ids:
-        o = orders[i]
-        out.append(
-            OrderOut(
-                id=o["id"],
-                status=OrderStatus(o["status"]),
-                branch_id=o["branch"],
-                year=o["year"],
-                total_fen=sum(line.amount_fen for line in lines[i]) if supplier_view else o["total_fen"],
-                refunded_fen=o["refunded_fen"],
-                created_at=iso(o["created_at"]),
-                lines=lines[i],
-                allocations=allocations[i],
-                payment=PaymentOut(
-                    provider=o["provider"],
-                    reference=o["payment_reference"],
-                    expires_at=iso(o["expires_at"]),
-                    url=o["payment_url"] or None,
-                    bank=bank if o["provider"] == "transfer" and not supplier_view else None,
-                ),
-                needs_refund=o["needs_refund"],
-                delivery=delivery_out(o),
-                shipments=shipments[i],
-            )
-        )
-    return out
+    return OrderOut(
+        id=o["id"],
+        status=OrderStatus(o["status"]),
+        branch_id=o["branch"],
+        year=o["year"],
+        total_fen=sum(line.amount_fen for line in lines) if supplier_view else o["total_fen"],
+        refunded_fen=o["refunded_fen"],
+        created_at=iso(o["created_at"]),
+        lines=lines,
+        allocations=allocations,
+        payment=PaymentOut(
+            provider=o["provider"],
+            reference=o["payment_reference"],
+            expires_at=iso(o["expires_at"]),
+            url=o["payment_url"] or None,
+            bank=bank if o["provider"] == "transfer" and not supplier_view else None,
+        ),
+        needs_refund=o["needs_refund"],
+        delivery=delivery_out(o),
+        shipments=shipments,
+    )
 

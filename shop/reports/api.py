@@ -1,9 +1,11 @@
 """Reports and audit over HTTP: targets, regions, distribution lists (发放清单), the
-members near their cap, the ledger and its verification — each as JSON, CSV or XLSX,
-always inside the caller's scope (admin: anything; auditor: its subtree; buyer: its branch).
+members near their cap, the ledger and its verification, a branch's statement and the
+suppliers' monthly settlement (对账) — each as JSON, CSV or XLSX, always inside the caller's
+scope (admin: anything; auditor: its subtree; buyer: its branch; a supplier: its settlement).
 
 The figures come from budgets/ (targets.py, audit.py, ledger.py) and, for the reports
-over orders (regions, distribution lists), from `shop/reports/queries.py`."""
+over orders, from `shop/reports/queries.py` (regions, distribution lists) and
+`shop/reports/settlement.py` (settlement, statement)."""
 
 from __future__ import annotations
 
@@ -13,17 +15,20 @@ from litestar import Controller, Request, get
 from litestar.params import FromQuery, QueryParameter
 
 from budgets import audit, ledger, members, policy, targets, unions
-from budgets.states import LedgerKind
+from budgets.states import Level, LedgerKind
+from catalog import suppliers
+from common.errors import invalid
 from common.pagination import PAGINATION, Paging
 from common.schemas import PathId, QueryId
 from shop.auth import scope
 from shop import labels
 from shop.errors import ShopError
 from shop.orders import queries as orders
-from shop.reports import queries, trail
-from shop.reports.export import Column, Format, export, respond
+from shop.reports import queries, settlement, trail
+from shop.reports.export import Column, Format, export, respond, yuan
 
 Year = Annotated[int | None, QueryParameter(ge=2000, le=2100)]
+Month = Annotated[int | None, QueryParameter(ge=1, le=12)]
 UnionId = QueryId
 ExportFormat = Annotated[Format, QueryParameter(name="format")]
 
@@ -72,6 +77,46 @@ TARGET_COLUMNS = [
     Column("progress", "完成率", "ratio"),
     Column("parent_code", "上级代码"),
 ]
+
+
+SETTLEMENT_COLUMNS = [
+    Column("supplier_id", "供应商ID", "int"),
+    Column("supplier_name", "供应商"),
+    Column("year", "年", "int"),
+    Column("month", "月", "int"),
+    Column("paid_fen", "已付(元)", "fen"),
+    Column("refunded_fen", "已退(元)", "fen"),
+    Column("net_fen", "净额(元)", "fen"),
+    Column("invoiced_fen", "已开票(元)", "fen"),
+    Column("uninvoiced_fen", "未开票(元)", "fen"),
+    Column("shipments", "发货单数", "int"),
+]
+
+STATEMENT_COLUMNS = [
+    Column("order_id", "订单号"),
+    Column("placed_at", "下单时间"),
+    Column("paid_at", "支付时间"),
+    Column("status", "状态"),
+    Column("total_fen", "订单金额(元)", "fen"),
+    Column("paid_fen", "已付(元)", "fen"),
+    Column("refunded_fen", "已退(元)", "fen"),
+    Column("net_fen", "净额(元)", "fen"),
+    Column("invoices", "发票"),
+]
+
+
+def _statement_rows(body: dict) -> list[dict]:
+    """The statement as export rows: one per order, then the year's totals."""
+    rows = [
+        {
+            **o,
+            "net_fen": o["paid_fen"] - o["refunded_fen"],
+            "invoices": "；".join(f"{i['number']} {i['status']} {yuan(i['amount_fen'])}" for i in o["invoices"]),
+        }
+        for o in body["orders"]
+    ]
+    total = {"order_id": "合计", "paid_fen": body["paid_fen"], "refunded_fen": body["refunded_fen"], "net_fen": body["net_fen"]}
+    return [*rows, {**total, "invoices": f"已开票 {yuan(body['invoiced_fen'])}"}]
 
 
 def _flatten(nodes: list[dict], parent_code: str = "") -> list[dict]:
@@ -154,6 +199,42 @@ class ReportController(Controller):
         if fmt != "json":
             return await export(fmt, queries.distribution_batches(root, year), columns, f"发放清单-{year}", "发放清单")
         return await queries.branch_distribution(root, year)
+
+
+    @get("/statement")
+    async def statement(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
+        """A branch's orders of the year with what was paid, refunded and invoiced, and the totals
+        (the branch's buyers: their own; auditors: a branch of their subtree; admins: any branch)."""
+        root = await scope.scope_root(request.user, union_id)
+        union = await unions.get_union(root) if root is not None else None
+        if union is None or union["level"] != Level.branch:
+            raise invalid("union_id", "name a branch (基层工会): a statement is one branch's")
+        year = _year(year)
+        body = await settlement.statement(root, year)
+        filename = f"对账单-{union['code']}-{year}"
+        return await respond(fmt, _statement_rows(body), STATEMENT_COLUMNS, filename, body, "对账单")
+
+
+class SettlementController(Controller):
+    """What each supplier was paid, refunded and invoiced, month by month (admin: any supplier;
+    a supplier: its own)."""
+
+    path = "/api/reports/settlement"
+
+    @get("/")
+    async def settlement(
+        self, request: Request, year: Year = None, month: Month = None, supplier_id: QueryId = None, fmt: ExportFormat = "json"
+    ) -> Any:
+        if request.user.role == "supplier":
+            if supplier_id is not None and supplier_id != request.user.supplier_id:
+                raise ShopError("forbidden", "a supplier sees only its own settlement")
+            supplier_id = request.user.supplier_id
+        elif supplier_id is not None:
+            await suppliers.get_supplier(supplier_id)  # 404 if there is none
+        year = _year(year)
+        rows = await settlement.settlement(year, month, supplier_id)
+        filename = f"供应商结算-{year}" + (f"-{month:02d}" if month else "")
+        return await respond(fmt, rows, SETTLEMENT_COLUMNS, filename, rows, "供应商结算")
 
 
 class OrderDistributionController(Controller):
@@ -254,5 +335,6 @@ class AuditController(Controller):
 
 ROUTES = {
     "reader": [ReportController, AuditController],
+    "seller": [SettlementController],
     "any": [OrderDistributionController],
 }

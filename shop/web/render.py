@@ -9,13 +9,13 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from litestar import Controller, Request, Response
 from litestar.datastructures import Cookie
-from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
 
 from budgets import checks, ledger
 from common.errors import DomainError
 from shop.auth.accounts import Principal
-from shop.auth.tokens import principal_of
+from shop.auth.tokens import principal_of_request
 from shop.db import database_unreachable
 from shop.errors import CODES, path_id_out_of_range
 from shop.notifications.inbox import unread_count
@@ -78,6 +78,9 @@ NOTICES = {
     "created": "商品已保存为草稿，可以提交审核了。",
     "saved": "修改已保存。",
     "submitted": "已提交审核，请等待管理员审核。",
+    "photo_added": "图片已上传。",
+    "photo_removed": "图片已删除。",
+    "photo_review": "图片已更新；商品已转为待审核，审核通过后重新上架。",
     "cap": "额度已保存。",
     "bye": "已退出登录。",
     "password": "密码已修改，其他设备上的登录已失效。",
@@ -104,15 +107,7 @@ def user_of(request: Request) -> Principal | None:
 
 async def optional_user(request: Request) -> Principal | None:
     """On public pages (no auth middleware): the logged-in user, if the cookie says so."""
-    if user := user_of(request):
-        return user
-    raw = request.cookies.get("shop_token", "").split(" ")[-1]
-    if not raw:
-        return None
-    try:
-        return await principal_of(raw, request.app.state)
-    except (NotAuthorizedException, ValueError):
-        return None
+    return await principal_of_request(request)
 
 
 def is_htmx(request: Request) -> bool:

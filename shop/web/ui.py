@@ -193,6 +193,7 @@ FIELD_NAMES = {
     "target_fen": "目标",
     "year": "年度",
     "body": "内容",
+    "file": "文件",
     "password": "密码",
     "old_password": "当前密码",
     "new_password": "新密码",
@@ -210,6 +211,15 @@ FIELD_NAMES = {
 # shown as it is, after the Chinese summary of its code).
 _TRANSLATIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^the file is empty$"), "文件是空的"),
+    (re.compile(r"^the file is larger than (\d+) MB$"), r"文件超过 \1 MB"),
+    (re.compile(r"^a photo must be a JPEG, PNG or WebP image.*$"), "图片须为 JPEG、PNG 或 WebP 格式（按文件内容识别，与文件名无关）"),
+    (re.compile(r"^the image is (\d+)×(\d+) pixels, more than (\d+) megapixels$"), r"图片为 \1×\2 像素，超过 \3 百万像素"),
+    (re.compile(r"^the image is more than (\d+) megapixels$"), r"图片超过 \1 百万像素"),
+    (re.compile(r"^the file cannot be read as a (\w+) image$"), r"文件无法作为 \1 图片读取，可能已损坏"),
+    (re.compile(r"^send the file as the multipart/form-data field .*$"), "请选择要上传的文件"),
+    (re.compile(r"^the body is not readable multipart/form-data.*$"), "上传的内容无法读取，请重新选择文件"),
+    (re.compile(r"^product \d+ already has (\d+) photos; remove one first$"), r"每个商品最多 \1 张图片，请先删除一张"),
+    (re.compile(r"^product \d+ has no photo \d+$"), "该图片已删除"),
     (re.compile(r"^not UTF-8 text.*$"), "不是 UTF-8 编码：请在 Excel 中另存为“CSV UTF-8”"),
     (re.compile(r"^not UTF-8 or GBK text.*$"), "无法识别文件编码：请直接上传 Excel 文件（.xlsx），或另存为“CSV UTF-8”"),
     (re.compile(r"^not a readable Excel workbook.*$"), "无法读取这个 Excel 文件：请用 Excel 另存为 .xlsx 后重试"),

@@ -1,17 +1,20 @@
-"""The supplier's products (create, edit, submit for review) and orders."""
+"""The supplier's products (create, edit, photos, submit for review) and orders."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
-from catalog import regions, suppliers
+from catalog import imaging, photos, regions, suppliers
 from catalog import service as catalog
+from catalog.images import MAX_IMAGES
 from catalog.tables import ProductStatus
 from common.errors import DomainError
+from common.files import FileStore, body_limit, multipart_form, upload_in
 from common.schemas import PathId
 from shop.orders import queries
 from shop.web import ui
@@ -59,6 +62,7 @@ class SupplierPages(Page):
             price_change=price_change,
             regions=await self._regions_of_supplier(request),
             categories=regions.CATEGORIES,
+            max_images=MAX_IMAGES,
         )
 
     @get("/supplier/products")
@@ -91,6 +95,9 @@ class SupplierPages(Page):
 
     @get("/supplier/products/{product_id:int}/edit")
     async def edit(self, request: Request, product_id: PathId) -> Template:
+        return await self._edit_form(request, product_id)
+
+    async def _edit_form(self, request: Request, product_id: int, error: Any = None, status_code: int = 200) -> Template:
         product = await catalog.get_product(product_id, supplier_id=request.user.supplier_id)
         values = {
             "title": product.title,
@@ -102,7 +109,7 @@ class SupplierPages(Page):
             "stock_shown": str(product.stock),
             "description": product.description,
         }
-        return await self._form(request, product, values, {})
+        return await self._form(request, product, values, {}, error=error, status_code=status_code)
 
     @post("/supplier/products/{product_id:int}", status_code=200)
     async def update(self, request: Request, product_id: PathId) -> Response:
@@ -121,6 +128,30 @@ class SupplierPages(Page):
         except DomainError as exc:
             return await self._form(request, product, shown, {}, error=ui.explain(exc), status_code=status_of(exc))
         return Redirect(path="/supplier/products?ok=saved", status_code=303)
+
+    @post("/supplier/products/{product_id:int}/images", status_code=200, request_max_body_size=body_limit(imaging.MAX_BYTES))
+    async def add_image(self, request: Request, product_id: PathId, file_store: NamedDependency[FileStore]) -> Response:
+        was = (await catalog.get_product(product_id, supplier_id=request.user.supplier_id)).status
+        try:
+            async with multipart_form(request, max_bytes=imaging.MAX_BYTES) as form:
+                await photos.add_photo(file_store, request.user.supplier_id, product_id, upload_in(form), actor_id=request.user.id)
+        except DomainError as exc:
+            return await self._edit_form(request, product_id, error=ui.explain(exc), status_code=status_of(exc))
+        return self._back_to_photos(product_id, "photo_added", was)
+
+    @post("/supplier/products/{product_id:int}/images/{image_id:int}/delete", status_code=200)
+    async def delete_image(self, request: Request, product_id: PathId, image_id: PathId) -> Response:
+        was = (await catalog.get_product(product_id, supplier_id=request.user.supplier_id)).status
+        try:
+            await photos.delete_photo(request.user.supplier_id, product_id, image_id, actor_id=request.user.id)
+        except DomainError as exc:
+            return await self._edit_form(request, product_id, error=ui.explain(exc), status_code=status_of(exc))
+        return self._back_to_photos(product_id, "photo_removed", was)
+
+    @staticmethod
+    def _back_to_photos(product_id: int, notice: str, was: str) -> Redirect:
+        notice = "photo_review" if was == ProductStatus.listed else notice
+        return Redirect(path=f"/supplier/products/{product_id}/edit?ok={notice}#photos", status_code=303)
 
     @post("/supplier/products/{product_id:int}/submit", status_code=200)
     async def submit(self, request: Request, product_id: PathId) -> Response:
