@@ -314,9 +314,17 @@ async def test_an_unlisted_products_photos_only_to_its_supplier_and_admins(world
     assert_problem(await anon.get(f"/api/products/{p['id']}"), 404, "not_found")
 
 
-@pytest.mark.parametrize("name", ["nothing", "0" * 64 + ".webp", "../../secret_key", "%00.webp", "A" * 64 + ".webp"])
+@pytest.mark.parametrize("name", ["nothing", "0" * 64 + ".webp", "%00.webp", "A" * 64 + ".webp"])
 async def test_names_that_are_no_photo_are_not_found(world, anon, name):
     assert_problem(await anon.get(f"/images/{name}"), 404, "not_found")
+
+
+async def test_a_path_out_of_the_images_reaches_no_file(world, anon):
+    # the client resolves the dots: what arrives is /secret_key, a page that does not exist
+    r = await anon.get("/images/../../secret_key")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    r = await anon.get("/images/..%2F..%2Fsecret_key")
+    assert_problem(r, 404, "not_found")
 
 
 async def test_a_photos_other_extension_is_not_found(world, anon):

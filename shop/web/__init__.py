@@ -24,7 +24,7 @@ STATIC = HERE / "static"
 # JSON (Bearer token) and operational paths are not forms: no CSRF token there.
 CSRF_EXCLUDE = ["^/api/", "^/health", "^/ready", "^/metrics", "^/schema", "^/static/"]
 # Paths that are not pages: their errors stay problem+json (everything else is a page).
-NOT_PAGES = ("/api/", "/health", "/ready", "/metrics", "/schema", "/static/")
+NOT_PAGES = ("/api/", "/health", "/ready", "/metrics", "/schema", "/static/", "/images/")
 
 
 def template_config() -> TemplateConfig:
