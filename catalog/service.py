@@ -117,7 +117,7 @@ async def list_products(
     `paired_with` are union codes: products from any region paired with one of them."""
     check_page(limit, offset)
     # raw SQL, built per call from fixed fragments: the query builder cost more CPU than the
-    # query on this, the busiest read (README "Performance"); every value is a parameter
+    # query on this, the busiest read (README "Performance against the floors"); every value is a parameter
     where: list[str] = []
     args: list[Any] = []
     if status is not None:
