@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from common.money import yuan_text
 from shop.auth.tables import Role, User
 from shop.notifications.kinds import Kind
 from shop.notifications.tables import Notification
 
 
 def yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d} 元"
+    return f"{yuan_text(fen)} 元"
 
 
 async def _to(where, kind: Kind, title: str, at: datetime, order_id: int | None) -> int:

@@ -27,6 +27,7 @@ from litestar.background_tasks import BackgroundTask
 from litestar.response import Stream
 
 from common.clock import SHANGHAI
+from common.money import yuan_text
 
 Format = Literal["json", "csv", "xlsx"]
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -54,11 +55,7 @@ def _local(value: Any) -> datetime:
     return moment.astimezone(SHANGHAI).replace(tzinfo=None)
 
 
-def yuan(fen: int) -> str:
-    """Exact yuan text for a fen amount: 123456 -> "1234.56" (no floats)."""
-    sign = "-" if fen < 0 else ""
-    fen = abs(fen)
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
+yuan = yuan_text  # exact yuan text for a fen amount: 123456 -> "1234.56"
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from common.clock import SHANGHAI
+from common.money import yuan_text
 from shop.labels import (  # noqa: F401  (the pages' names for states, one word for each thing)
     AFTER_SALE_STATES,
     LEDGER_KINDS,
@@ -70,10 +71,7 @@ def yuan_short(fen: int | None) -> str:
 
 def yuan_plain(fen: int | None) -> str:
     """For form fields: 8800 -> "88.00" (no symbol, no separators)."""
-    if fen is None:
-        return ""
-    fen = int(fen)
-    return f"{'-' if fen < 0 else ''}{abs(fen) // 100}.{abs(fen) % 100:02d}"
+    return "" if fen is None else yuan_text(fen)
 
 
 _PLAIN = re.compile(r"\d{1,12}(?:\.\d+)?")
