@@ -110,7 +110,7 @@ class SupplierShipmentController(Controller):
         await shipments.ship(
             shipment_id, request.user, carrier=data.carrier, tracking_no=data.tracking_no, now=request.app.state.clock()
         )
-        return await _one_shipment(request.user.supplier_id, shipment_id)
+        return await queries.supplier_shipment(request.user.supplier_id, shipment_id)
 
 
     @post(
@@ -125,11 +125,6 @@ class SupplierShipmentController(Controller):
             return await invoices.issue(file_store, shipment_id, request.user, form, now=request.app.state.clock())
 
 
-async def _one_shipment(supplier_id: int, shipment_id: int) -> ShipmentOut:
-    items, _ = await queries.list_for_supplier(supplier_id, status=None, limit=1, offset=0, shipment_id=shipment_id)
-    return items[0]
-
-
 class ReceiptController(Controller):
     path = "/api/shipments"
 
@@ -137,8 +132,7 @@ class ReceiptController(Controller):
     async def receive(self, request: Request, shipment_id: PathId) -> ShipmentBrief:
         """shipped → received (a buyer of the order's branch); answers the shipment as its order shows it."""
         order_id = await shipments.receive(shipment_id, request.user, now=request.app.state.clock())
-        [shipment] = [s for s in (await queries.briefs_for([order_id]))[order_id] if s.id == shipment_id]
-        return shipment
+        return await queries.shipment_brief(order_id, shipment_id)
 
 
 class InvoiceDecisionController(Controller):

@@ -126,6 +126,18 @@ async def list_for_supplier(
     return items, total
 
 
+async def shipment_brief(order_id: int, shipment_id: int) -> ShipmentBrief:
+    """One shipment as its order shows it."""
+    [brief] = [s for s in (await briefs_for([order_id]))[order_id] if s.id == shipment_id]
+    return brief
+
+
+async def supplier_shipment(supplier_id: int, shipment_id: int) -> ShipmentOut:
+    """One of the supplier's shipments as its list shows it."""
+    items, _ = await list_for_supplier(supplier_id, status=None, limit=1, offset=0, shipment_id=shipment_id)
+    return items[0]
+
+
 def net_fen(lines: list[dict[str, Any]]) -> int:
     """What a shipment's lines come to, less what was refunded of them."""
     return sum(line["unit_price_fen"] * (line["quantity"] - line["refunded_quantity"]) for line in lines)
