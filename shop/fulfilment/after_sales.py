@@ -63,13 +63,7 @@ async def open_request(order_id: int, principal: Principal, body: AfterSaleIn, *
         if not lifecycle.allows(order["status"], OrderAction.after_sale_opened):
             raise lifecycle.refused(order, OrderAction.after_sale_opened)
         lines = {line["id"]: line for line in await OrderLine.select().where(OrderLine.order == order_id)}
-        seen: set[int] = set()
-        for i, item in enumerate(body.lines):
-            if item.line_id not in lines:
-                raise invalid(f"lines[{i}].line_id", "is not a line of this order")
-            if item.line_id in seen:
-                raise invalid(f"lines[{i}].line_id", "appears more than once")
-            seen.add(item.line_id)
+        refunds.check_line_ids(body.lines, lines)
         taken = await _taken(order_id)
         over = []
         for item in body.lines:

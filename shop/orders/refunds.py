@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container, Sequence
 from datetime import datetime, timezone
+from typing import Any
 
 import msgspec
 
@@ -94,19 +95,26 @@ def refund_key(order_id: int, seq: int) -> str:
 
 
 
+def check_line_ids(items: Sequence[Any], lines: Container[int]) -> None:
+    """Every item (`line_id`, …) names a line of the order, each at most once; else
+    `validation_failed` on the first one that does not (refunds and after-sales requests)."""
+    seen: set[int] = set()
+    for i, item in enumerate(items):
+        if item.line_id not in lines:
+            raise invalid(f"lines[{i}].line_id", "is not a line of this order")
+        if item.line_id in seen:
+            raise invalid(f"lines[{i}].line_id", "appears more than once")
+        seen.add(item.line_id)
+
+
 def _wanted(body: RefundIn, lines: list[dict]) -> list[tuple[int, int]]:
     """[(line id, quantity)] the request asks for, checked against the order's lines."""
     by_id = {l["id"]: l for l in lines}
     if body.lines is None:  # everything left
         return [(l["id"], l["quantity"] - l["refunded_quantity"]) for l in lines if l["quantity"] > l["refunded_quantity"]]
-    seen: set[int] = set()
+    check_line_ids(body.lines, by_id)
     over = []
-    for i, item in enumerate(body.lines):
-        if item.line_id not in by_id:
-            raise invalid(f"lines[{i}].line_id", "is not a line of this order")
-        if item.line_id in seen:
-            raise invalid(f"lines[{i}].line_id", "appears more than once")
-        seen.add(item.line_id)
+    for item in body.lines:
         left = by_id[item.line_id]["quantity"] - by_id[item.line_id]["refunded_quantity"]
         if item.quantity > left:
             over.append({"line_id": item.line_id, "requested": item.quantity, "refundable": left})
