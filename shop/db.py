@@ -42,7 +42,7 @@ class SerialTransaction(SQLiteTransaction):
         lock = self.engine.write_lock()
         await lock.acquire()
         try:
-            await self.engine.file_lock(True)
+            await self.engine.file_lock()
             try:
                 return await super().__aenter__()
             except BaseException:
@@ -88,7 +88,7 @@ class ShopSQLiteEngine(SQLiteEngine):
             fd = self.__dict__["_lock_file"] = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         return fd
 
-    async def file_lock(self, exclusive: bool) -> None:
+    async def file_lock(self) -> None:
         """The cross-process write turn (a no-op where `fcntl` is missing)."""
         fd = self._lock_fd()
         if fd is None:

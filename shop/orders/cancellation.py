@@ -90,27 +90,26 @@ async def expire_due(now: datetime, batch: int = 200, settings: Settings | None 
 
 async def warn_ending_holds(now: datetime, within: timedelta = timedelta(hours=24), batch: int = 200) -> int:
     """Tell the branch's buyers, once per order, that an unpaid order's hold ends within a
-    day. The flag and the notifications are written together, by whichever worker sets
-    the flag first."""
+    day. One `UPDATE … RETURNING` a batch sets the flag, and only the orders it set are told,
+    in the same transaction: of several workers at once, each order is told by one."""
     told = 0
+    due = (
+        (Order.status == OrderStatus.pending_payment)
+        & (Order.hold_warned == False)  # noqa: E712
+        & (Order.expires_at > now)
+        & (Order.expires_at <= now + within)
+    )
     while True:
-        due = await Order.select(Order.id, Order.branch, Order.expires_at).where(
-            (Order.status == OrderStatus.pending_payment)
-            & (Order.hold_warned == False)  # noqa: E712
-            & (Order.expires_at > now)
-            & (Order.expires_at <= now + within)
-        ).order_by(Order.expires_at).limit(batch)
-        for row in due:
-            async with Order._meta.db.transaction():
-                won = await Order.update({Order.hold_warned: True}).where(
-                    (Order.id == row["id"]) & (Order.hold_warned == False)  # noqa: E712
-                ).returning(Order.id)
-                if won:
-                    ends = local(row["expires_at"]).strftime("%m月%d日 %H:%M")
-                    await notify.to_branch(
-                        row["branch"], Kind.hold_ending, f"订单 {row['id']} 尚未付款，将于 {ends} 自动关闭并释放额度",
-                        at=now, order_id=row["id"],
-                    )
-                    told += 1
-        if len(due) < batch:
+        async with Order._meta.db.transaction():
+            flagged = await Order.update({Order.hold_warned: True}).where(
+                Order.id.is_in(Order.select(Order.id).where(due).order_by(Order.expires_at).limit(batch)) & due
+            ).returning(Order.id, Order.branch, Order.expires_at)
+            for row in flagged:
+                ends = local(row["expires_at"]).strftime("%m月%d日 %H:%M")
+                await notify.to_branch(
+                    row["branch"], Kind.hold_ending, f"订单 {row['id']} 尚未付款，将于 {ends} 自动关闭并释放额度",
+                    at=now, order_id=row["id"],
+                )
+        told += len(flagged)
+        if not flagged:
             return told
