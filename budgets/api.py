@@ -8,12 +8,15 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, patch, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from budgets import ledger, members, policy, targets, unions
+from budgets import approval_rules, ledger, members, policy, targets, unions
 from budgets.checks import YEAR_MAX, YEAR_MIN
 from budgets.schemas import (
     UNSET,
     ActorOut,
     AffectedMemberOut,
+    ApprovalRuleChangeOut,
+    ApprovalRuleIn,
+    ApprovalRuleOut,
     BudgetOut,
     ImportOut,
     LevelName,
@@ -92,6 +95,33 @@ class AdminUnionController(Controller):
     ) -> UnionList:
         items, total = await unions.list_unions(parent_id=parent_id, level=level, limit=page.limit, offset=page.offset)
         return UnionList(items=[_union_out(u) for u in items], total=total)
+
+    @put("/{union_id:int}/approval", opt={"problems": (409,)})  # invalid_state: not a branch
+    async def set_approval(self, request: Request, union_id: PathId, data: JSONBody[ApprovalRuleIn]) -> ApprovalRuleOut:
+        """A branch's approval rule (工会审批): its orders above `required_above_fen` wait for its approver."""
+        rule = await approval_rules.set_rule(
+            union_id, data.required_above_fen, actor_id=request.user.id, at=request.app.state.clock()
+        )
+        return _rule_out(rule)
+
+    @get("/{union_id:int}/approval", opt={"problems": (409,)})
+    async def get_approval(self, union_id: PathId) -> ApprovalRuleOut:
+        return _rule_out(await approval_rules.get_rule(union_id))
+
+
+def _rule_out(rule: dict[str, Any]) -> ApprovalRuleOut:
+    history = [
+        ApprovalRuleChangeOut(
+            previous_above_fen=c["previous_above_fen"],
+            required_above_fen=c["required_above_fen"],
+            at=local(c["at"]).isoformat(),
+            actor=None if c["actor_id"] is None else ActorOut(id=c["actor_id"]),
+        )
+        for c in rule["history"]
+    ]
+    return ApprovalRuleOut(
+        union_id=rule["union_id"], code=rule["code"], name=rule["name"], required_above_fen=rule["required_above_fen"], history=history
+    )
 
 
 class AdminPolicyController(Controller):

@@ -73,6 +73,26 @@ class PolicyChangeOut(msgspec.Struct, kw_only=True):
     actor: ActorOut | None  # null: no user (carried over by a migration, or a script)
 
 
+class ApprovalRuleIn(Body):
+    # an order above this many fen waits for the branch's approver; null: never; 0: every order
+    required_above_fen: Annotated[int, msgspec.Meta(ge=0, le=10_000_000_000)] | None
+
+
+class ApprovalRuleChangeOut(msgspec.Struct, kw_only=True):
+    previous_above_fen: int | None
+    required_above_fen: int | None
+    at: str
+    actor: ActorOut | None
+
+
+class ApprovalRuleOut(msgspec.Struct, kw_only=True):
+    union_id: int
+    code: str
+    name: str
+    required_above_fen: int | None
+    history: list[ApprovalRuleChangeOut]  # oldest first
+
+
 class PolicyHistoryOut(PolicyOut, kw_only=True):
     history: list[PolicyChangeOut]  # oldest first
 

@@ -27,6 +27,9 @@ class Union(Table, tablename="budget_union"):
     parent = ForeignKey("self", null=True, default=None, on_delete=OnDelete.restrict)
     # Materialised path "/1/7/42/": a subtree is one indexed prefix match.
     path = Varchar(length=255, index=True, default="")
+    # a branch's approval rule (工会审批): an order above this many fen waits for its
+    # approver; null: never, 0: every order (budgets/approval_rules.py)
+    approval_above_fen = BigInt(null=True, default=None)
 
     union_level_known = Check(one_of("level", Level))
 
@@ -64,6 +67,17 @@ class CapPolicyChange(Table, tablename="budget_cap_policy_change"):
     ledger_seq = Integer(default=0)
 
     change_cap_non_negative = Check(cap_fen >= 0)
+
+
+class ApprovalRuleChange(Table, tablename="budget_approval_rule_change"):
+    """Every change of a branch's approval rule, in the order made; never updated or
+    deleted. Null amounts: no approval. `actor_id` is the shop's user id."""
+
+    union = ForeignKey(Union, null=False, index=True, on_delete=OnDelete.restrict)
+    previous_above_fen = BigInt(null=True, default=None)
+    required_above_fen = BigInt(null=True, default=None)
+    at = Timestamptz()
+    actor_id = Integer(null=True, default=None)
 
 
 class MemberBudget(Table, tablename="budget_member_budget"):

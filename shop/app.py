@@ -39,7 +39,8 @@ ROLE_GROUPS: dict[str, tuple[str, ...]] = {
     "auditor": ("admin", "auditor"),
     "reader": ("admin", "auditor", "buyer"),
     "seller": ("admin", "supplier"),
-    "any": ("admin", "buyer", "supplier", "auditor"),
+    "approver": ("admin", "approver"),  # admins see every branch's approvals
+    "any": ("admin", "buyer", "supplier", "auditor", "approver"),
 }
 
 

@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     create = user_sub.add_parser("create", help="create an account")
     create.add_argument("--username", required=True)
     create.add_argument("--password", required=True)
-    create.add_argument("--role", required=True, choices=["admin", "buyer", "supplier", "auditor"])
+    create.add_argument("--role", required=True, choices=["admin", "buyer", "supplier", "auditor", "approver"])
     scope = create.add_mutually_exclusive_group()
     scope.add_argument("--union-code")
     scope.add_argument("--supplier-id", type=int)

@@ -12,7 +12,7 @@ from budgets.states import LedgerKind, Level
 from catalog.tables import ProductStatus
 from shop.auth.tables import AccountAction, Role
 from shop.fulfilment.states import AfterSaleStatus, ShipmentStatus
-from shop.orders.states import OrderAction, OrderStatus, RefundStatus
+from shop.orders.states import ApprovalStatus, OrderAction, OrderStatus, RefundStatus
 
 
 def _labels(enum: type[StrEnum], labels: dict[Any, str]) -> dict[str, str]:
@@ -22,10 +22,11 @@ def _labels(enum: type[StrEnum], labels: dict[Any, str]) -> dict[str, str]:
     return {str(k): v for k, v in labels.items()}
 
 
-ROLE_NAMES = _labels(Role, {Role.admin: "管理员", Role.buyer: "基层工会采购员", Role.supplier: "供应商", Role.auditor: "审计"})
+ROLE_NAMES = _labels(Role, {Role.admin: "管理员", Role.buyer: "基层工会采购员", Role.supplier: "供应商", Role.auditor: "审计", Role.approver: "工会审批人"})
 ORDER_STATES = _labels(
     OrderStatus,
     {
+        OrderStatus.pending_approval: "待审批",
         OrderStatus.pending_payment: "待付款",
         OrderStatus.paid: "已付款",
         OrderStatus.cancelled: "已取消",
@@ -48,6 +49,8 @@ ORDER_ACTIONS = _labels(
     OrderAction,
     {
         OrderAction.placed: "下单",
+        OrderAction.approved: "审批通过",
+        OrderAction.rejected: "审批驳回",
         OrderAction.cancelled: "取消",
         OrderAction.expired: "超时关闭",
         OrderAction.paid: "在线支付成功",
@@ -84,6 +87,16 @@ REFUND_STATES = _labels(
     RefundStatus,
     {RefundStatus.pending: "处理中", RefundStatus.succeeded: "已退款", RefundStatus.owed: "待退（转账）", RefundStatus.failed: "失败"},
 )
+APPROVAL_STATES = _labels(
+    ApprovalStatus,
+    {
+        ApprovalStatus.pending: "待审批",
+        ApprovalStatus.approved: "已通过",
+        ApprovalStatus.rejected: "已驳回",
+        ApprovalStatus.withdrawn: "已撤回",
+        ApprovalStatus.expired: "超时关闭",
+    },
+)
 PROVIDERS = {"transfer": "对公转账", "stripe": "在线支付"}
 
 # the admin's trail (`shop/reports/trail.py`): order events by a person, cap changes,
@@ -102,6 +115,9 @@ TRAIL_ACTIONS = {
     OrderAction.transfer_confirmed.value: "确认转账到账",
     OrderAction.late_payment.value: "登记逾期到账",
     OrderAction.refunded.value: "退款",
+    OrderAction.approved.value: "审批通过订单",
+    OrderAction.rejected.value: "驳回订单",
+    "approval_rule_changed": "调整审批规则",
     OrderAction.after_sale_accepted.value: "同意售后",
     OrderAction.after_sale_rejected.value: "驳回售后",
     "cap_changed": "调整额度",

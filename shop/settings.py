@@ -21,6 +21,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str = ""
     hold_minutes: int = 60  # how long an unpaid Stripe order holds quota
     transfer_hold_days: int = 30  # how long an unpaid bank-transfer order holds quota
+    approval_hours: int = 72  # an order waiting for its approver this long expires (APPROVAL_HOURS)
     expiry_interval_seconds: int = 60  # how often the server expires stale holds
     auto_receive_days: int = 10  # a shipment still `shipped` this long after it was sent is received
     pg_pool_min: int = 1

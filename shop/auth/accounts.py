@@ -15,6 +15,8 @@ from typing import Any
 import msgspec
 from piccolo.query import WhereRaw
 
+from budgets.states import Level
+from budgets.tables import Union
 from common.clock import utcnow
 from common.errors import invalid
 from common.sql import for_update, is_unique_violation, like_pattern
@@ -107,8 +109,10 @@ async def create_user(
     BaseUser's email is unique and required: without one, a reserved placeholder is kept."""
     if role not in Role.__members__:
         raise ShopError("validation_failed", f"unknown role {role!r}", errors=[{"field": "role", "message": "unknown role"}])
-    if role in ("buyer", "auditor") and union_id is None:
+    if role in ("buyer", "auditor", "approver") and union_id is None:
         raise ShopError("validation_failed", f"a {role} needs a union_id", errors=[{"field": "union_id", "message": "required for this role"}])
+    if role == "approver" and not await Union.exists().where((Union.id == union_id) & (Union.level == Level.branch)):
+        raise ShopError("validation_failed", "an approver decides one branch's orders: union_id must be a branch (基层工会)", errors=[{"field": "union_id", "message": "must be a branch"}])
     if role == "supplier" and supplier_id is None:
         raise ShopError("validation_failed", "a supplier needs a supplier_id", errors=[{"field": "supplier_id", "message": "required for this role"}])
     if role in ("admin", "supplier"):

@@ -1,6 +1,6 @@
 """Who may see what: the one answer to "may this principal see this union / order".
 
-admin: everything; auditor: its union and everything below it; buyer: its branch;
+admin: everything; auditor: its union and everything below it; buyer and approver: its branch;
 supplier: the orders holding its products (only its own lines of them)."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ async def order_filter(principal: Principal) -> Any | None:
     """A `where` clause for the orders the caller may see (None: all of them)."""
     if principal.role == "admin":
         return None
-    if principal.role == "buyer":
+    if principal.role in ("buyer", "approver"):
         return Order.branch == principal.union_id
     if principal.role == "auditor":
         union = await Union.select(Union.path).where(Union.id == principal.union_id).first()

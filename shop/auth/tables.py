@@ -20,6 +20,7 @@ class Role(StrEnum):
     buyer = "buyer"
     supplier = "supplier"
     auditor = "auditor"
+    approver = "approver"  # a branch's union chair or finance member: decides its orders above the rule
 
 
 class User(BaseUser, tablename="shop_user"):
@@ -30,7 +31,7 @@ class User(BaseUser, tablename="shop_user"):
     # deactivation raises it, and every older token stops working
     token_version = Integer(default=0)
 
-    user_role_known = Check(one_of("role", Role))
+    user_role_known_v2 = Check(one_of("role", Role))  # a new name when Role changes
 
 
 class AccountAction(StrEnum):

@@ -198,7 +198,7 @@ async def _visible(invoice_id: int, principal: Principal) -> dict[str, Any]:
     if principal.role == "supplier":
         if row["supplier"] != principal.supplier_id:
             raise DomainError("forbidden", "this invoice is another supplier's")
-    elif principal.role in ("admin", "buyer", "auditor"):
+    elif principal.role in ("admin", "buyer", "auditor", "approver"):
         await check_order(principal, row["shipment.order"])
     else:  # pragma: no cover - every role is one of those
         raise DomainError("forbidden", "this role sees no invoices")

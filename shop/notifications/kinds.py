@@ -12,3 +12,5 @@ class Kind(StrEnum):
     review_decided = "review_decided"  # supplier: a listing approved, rejected or delisted
     invoice_issued = "invoice_issued"  # buyer: a supplier uploaded an invoice
     invoice_decided = "invoice_decided"  # supplier: the buyer accepted or rejected it
+    approval_requested = "approval_requested"  # approver: an order waits for a decision
+    approval_decided = "approval_decided"  # buyer: approved (pay now), rejected or expired

@@ -1,6 +1,7 @@
 """Writing notifications: called inside the transaction of the change they tell of, so a
 change that rolls back leaves no notification behind. A supplier's notifications go to
-every active account of that supplier; a branch's to every active buyer of it."""
+every active account of that supplier; a branch's to every active buyer of it (or, for
+orders waiting for approval, every active approver)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ async def to_supplier(supplier_id: int, kind: Kind, title: str, *, at: datetime,
 async def to_branch(branch_id: int, kind: Kind, title: str, *, at: datetime, order_id: int | None = None) -> int:
     """Tell every active buyer of the branch; returns how many were told."""
     return await _to((User.union == branch_id) & (User.role == Role.buyer), kind, title, at, order_id)
+
+
+async def to_approvers(branch_id: int, kind: Kind, title: str, *, at: datetime, order_id: int | None = None) -> int:
+    """Tell every active approver of the branch; returns how many were told."""
+    return await _to((User.union == branch_id) & (User.role == Role.approver), kind, title, at, order_id)
 
 
 REVIEW_TITLES = {"approve": "商品「{title}」审核通过，已上架", "reject": "商品「{title}」审核未通过：{reason}", "delist": "商品「{title}」已被下架：{reason}"}

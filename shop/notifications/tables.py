@@ -19,4 +19,4 @@ class Notification(Table, tablename="shop_notification"):
     order = ForeignKey(Order, null=True, default=None, index=True, on_delete=OnDelete.restrict)
     read = Boolean(default=False)
 
-    notification_kind_known = Check(one_of("kind", Kind))
+    notification_kind_known_v2 = Check(one_of("kind", Kind))

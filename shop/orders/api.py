@@ -15,10 +15,13 @@ from litestar.params import (
 
 from common.pagination import PAGINATION, Paging
 from common.schemas import PathId
-from shop.auth.guards import admin_only, buyer_only
-from shop.orders import cancellation, queries, refunds
+from shop.auth.guards import admin_only, buyer_only, require_roles
+from shop.orders import approval, cancellation, queries, refunds
 from shop.orders.placement import checkout
 from shop.orders.schemas import (
+    ApprovalList,
+    ApprovalOut,
+    ApprovalRejectIn,
     EventOut,
     OrderIn,
     OrderList,
@@ -26,7 +29,9 @@ from shop.orders.schemas import (
     RefundIn,
     RefundList,
 )
-from shop.orders.states import OrderStatus
+from shop.orders.states import ApprovalStatus, OrderStatus
+
+approver_only = require_roles("approver")
 
 
 class OrderController(Controller):
@@ -116,7 +121,34 @@ class AdminOrderController(Controller):
         return RefundList(items=items, total=len(items))
 
 
+class ApprovalController(Controller):
+    """The approver's list (an admin's: every branch's) and decisions on its branch's orders."""
+
+    path = "/api"
+    dependencies = PAGINATION
+
+    @get("/approvals")
+    async def list(self, request: Request, page: Paging, status: FromQuery[ApprovalStatus | None] = None) -> ApprovalList:
+        items, total = await approval.list_approvals(request.user, status=status, limit=page.limit, offset=page.offset)
+        return ApprovalList(items=[ApprovalOut(**{**i, **_times(i)}) for i in items], total=total)
+
+    @post("/orders/{order_id:int}/approve", status_code=200, guards=[approver_only])
+    async def approve(self, request: Request, order_id: PathId) -> OrderOut:
+        """pending_approval -> pending_payment: the payment starts, its hold time from now."""
+        return await approval.approve(order_id, request.user, request.app.state.clock(), request.app.state.settings)
+
+    @post("/orders/{order_id:int}/reject", status_code=200, guards=[approver_only])
+    async def reject(self, request: Request, order_id: PathId, data: JSONBody[ApprovalRejectIn]) -> OrderOut:
+        """pending_approval -> cancelled: stock and every member's share released."""
+        return await approval.reject(order_id, request.user, data.reason, request.app.state.clock())
+
+
+def _times(item: dict) -> dict:
+    return {k: queries.iso(item[k]) if item[k] is not None else None for k in ("requested_at", "deadline", "decided_at")}
+
+
 ROUTES = {
+    "approver": [ApprovalController],
     "any": [OrderController],
     "admin": [AdminOrderController],
 }

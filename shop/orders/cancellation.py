@@ -1,7 +1,9 @@
-"""Closing an unpaid order: the buyer cancels it, or its hold runs out (the periodic job
-and `shop expire-holds`). Either way its stock goes back and every member's hold is
-released, in the transaction that moves the order; once that has committed, the
-provider is told, so that the way to pay (a Stripe Checkout Session) can no longer be used."""
+"""Closing an unpaid order: the buyer cancels it, its approver rejects it, or its time runs
+out (the periodic job and `shop expire-holds`). Either way its stock goes back and every
+member's hold is released, in the transaction that moves the order (an order waiting for
+approval has its approval row closed and its buyers told there too); once that has
+committed, the provider is told, so that the way to pay (a Stripe Checkout Session) can
+no longer be used."""
 
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from shop.notifications import notify
 from shop.notifications.kinds import Kind
 from shop.orders import lifecycle
 from shop.orders.queries import shares_of
-from shop.orders.states import OrderAction, OrderStatus
-from shop.orders.tables import Order, OrderLine
+from shop.orders.states import ApprovalStatus, OrderAction, OrderStatus
+from shop.orders.tables import Approval, Order, OrderLine
 from shop.payments import provider_named
 from shop.payments.provider import PaymentProviderError
 from shop.settings import Settings, get_settings
@@ -26,24 +28,48 @@ from shop.settings import Settings, get_settings
 logger = logging.getLogger("shop.orders")
 
 
-async def close(order_id: int, action: OrderAction, now: datetime, *, reason: str = "", actor_id: int | None = None) -> bool:
-    """pending_payment -> cancelled | expired: stock goes back, holds are released.
+# what became of a waiting order's approval when it was closed, and what its buyers read
+APPROVAL_ENDS = {
+    OrderAction.rejected: (ApprovalStatus.rejected, "订单 {id} 未获审批通过：{reason}，额度和库存已释放"),
+    OrderAction.cancelled: (ApprovalStatus.withdrawn, ""),
+    OrderAction.expired: (ApprovalStatus.expired, "订单 {id} 超时未审批，已自动关闭，额度和库存已释放"),
+}
 
-    Returns False (and changes nothing) when the order is no longer pending, so that
-    several workers may race to expire the same order safely."""
+
+async def close(
+    order_id: int, action: OrderAction, now: datetime, *, reason: str = "", actor_id: int | None = None
+) -> OrderStatus | None:
+    """pending_approval | pending_payment -> cancelled | expired (`rejected`: by the approver):
+    stock goes back, holds are released.
+
+    Returns the status the order was closed from, or None (and changes nothing) when the
+    order is no longer open to `action`, so that several workers may race to expire the
+    same order safely."""
     async with Order._meta.db.transaction():
         order = await lifecycle.lock(order_id)
         if order is None or not lifecycle.allows(order["status"], action):
-            return False
+            return None
         await lifecycle.transition(
             order_id, action, at=now, actor_id=actor_id, detail=reason, values={Order.closed_at: now}, locked=order
         )
+        if order["status"] == OrderStatus.pending_approval:
+            await _end_approval(order, action, now, reason, actor_id)
         # the lock order: the order row, budget rows, then product rows
         await ledger.release(await shares_of(order_id), year=order["year"], order_id=order_id, at=now)
         lines = await OrderLine.select(OrderLine.product, OrderLine.quantity).where(OrderLine.order == order_id)
         await stock.release_stock(sorted((line["product"], line["quantity"]) for line in lines))
     logger.info("order %s %s%s", order_id, action, f" ({reason})" if reason else "")
-    return True
+    return OrderStatus(order["status"])
+
+
+async def _end_approval(order: dict, action: OrderAction, now: datetime, reason: str, actor_id: int | None) -> None:
+    outcome, told = APPROVAL_ENDS[action]
+    await Approval.update(
+        {Approval.status: outcome.value, Approval.decided_at: now, Approval.decided_by: actor_id, Approval.reason: reason}
+    ).where((Approval.order == order["id"]) & (Approval.status == ApprovalStatus.pending))
+    if told:
+        title = told.format(id=order["id"], reason=reason)
+        await notify.to_branch(order["branch"], Kind.approval_decided, title, at=now, order_id=order["id"])
 
 
 async def stop_payment(order_id: int, settings: Settings) -> None:
@@ -63,27 +89,32 @@ async def cancel_order(order_id: int, principal: Principal, now: datetime, setti
         raise DomainError("not_found", f"order {order_id} does not exist")
     if order["branch"] != principal.union_id:
         raise DomainError("forbidden", "this order belongs to another branch")
-    if not await close(order_id, OrderAction.cancelled, now, actor_id=principal.id):
+    closed_from = await close(order_id, OrderAction.cancelled, now, actor_id=principal.id)
+    if closed_from is None:
         current = await Order.select(Order.status).where(Order.id == order_id).first()
         raise lifecycle.refused(current, OrderAction.cancelled)
-    await stop_payment(order_id, settings)
+    if closed_from == OrderStatus.pending_payment:  # a waiting order has no way to pay yet
+        await stop_payment(order_id, settings)
 
 
 async def expire_due(now: datetime, batch: int = 200, settings: Settings | None = None) -> int:
-    """Expire every pending order whose hold has run out. Safe to run in several
-    workers at once: each order is closed by exactly one of them."""
+    """Expire every unpaid order whose time has run out (its payment hold, or its wait for
+    approval). Safe to run in several workers at once: each order is closed by exactly one
+    of them."""
     settings = settings or get_settings()
     expired = 0
     while True:
         due = await Order.select(Order.id).where(
-            (Order.status == OrderStatus.pending_payment) & (Order.expires_at <= now)
+            Order.status.is_in(list(lifecycle.UNPAID)) & (Order.expires_at <= now)
         ).order_by(Order.expires_at).limit(batch)
         if not due:
             return expired
         for row in due:
-            if await close(row["id"], OrderAction.expired, now, reason="hold ran out"):
-                await stop_payment(row["id"], settings)
+            closed_from = await close(row["id"], OrderAction.expired, now, reason="hold ran out")
+            if closed_from is not None:
                 expired += 1
+            if closed_from == OrderStatus.pending_payment:
+                await stop_payment(row["id"], settings)
         if len(due) < batch:
             return expired
 

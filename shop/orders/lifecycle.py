@@ -2,9 +2,11 @@
 
 | action             | from                                   | to                                 |
 |--------------------|----------------------------------------|------------------------------------|
-| placed             | (a new order)                          | pending_payment                    |
-| cancelled          | pending_payment                        | cancelled                          |
-| expired            | pending_payment                        | expired                            |
+| placed             | (a new order)                          | pending_payment, or pending_approval above the branch's rule |
+| approved           | pending_approval                       | pending_payment (the payment starts) |
+| rejected           | pending_approval                       | cancelled                          |
+| cancelled          | pending_approval, pending_payment      | cancelled                          |
+| expired            | pending_approval, pending_payment      | expired                            |
 | paid               | pending_payment                        | paid (a payment webhook)           |
 | transfer_confirmed | pending_payment                        | paid (an admin saw the transfer)   |
 | late_payment       | cancelled, expired                     | unchanged; `needs_refund` is set   |
@@ -50,10 +52,13 @@ class Move:
 
 
 PAID = frozenset({S.paid, S.partially_refunded})
+UNPAID = frozenset({S.pending_approval, S.pending_payment})  # stock and shares held, nothing paid
 
 TRANSITIONS: dict[OrderAction, tuple[Move, ...]] = {
-    A.cancelled: (Move(frozenset({S.pending_payment}), frozenset({S.cancelled})),),
-    A.expired: (Move(frozenset({S.pending_payment}), frozenset({S.expired})),),
+    A.approved: (Move(frozenset({S.pending_approval}), frozenset({S.pending_payment})),),
+    A.rejected: (Move(frozenset({S.pending_approval}), frozenset({S.cancelled})),),
+    A.cancelled: (Move(UNPAID, frozenset({S.cancelled})),),
+    A.expired: (Move(UNPAID, frozenset({S.expired})),),
     A.paid: (Move(frozenset({S.pending_payment}), frozenset({S.paid})),),
     A.transfer_confirmed: (Move(frozenset({S.pending_payment}), frozenset({S.paid})),),
     A.late_payment: (Move(frozenset({S.cancelled, S.expired}), None),),
@@ -73,6 +78,8 @@ TRANSITIONS: dict[OrderAction, tuple[Move, ...]] = {
 
 # What a person reads for an action that does not fit ("cannot be cancelled").
 VERBS: dict[OrderAction, str] = {
+    A.approved: "approved",
+    A.rejected: "rejected",
     A.cancelled: "cancelled",
     A.expired: "expired",
     A.paid: "paid",
@@ -170,14 +177,17 @@ async def create(
     order_id: int | None = None,
     parts: Sequence[CtePart] = (),
     select: str = "",
+    awaiting_approval: bool = False,
 ) -> dict[str, Any]:
-    """A new order, `pending_payment`, with its `placed` event (inside the placing transaction).
+    """A new order, `pending_payment` (`pending_approval` when `awaiting_approval`), with its
+    `placed` event (inside the placing transaction).
 
     On PostgreSQL, given the order's id beforehand (`next_order_id()`), the order, its event
     and the caller's `parts` (its lines, allocations, ledger entries …) are one statement;
     `select` adds expressions over the parts to the row returned. Otherwise the order and
     its event are written in turn and the caller writes the rest."""
-    row = {**values, "status": OrderStatus.pending_payment.value}
+    status = OrderStatus.pending_approval if awaiting_approval else OrderStatus.pending_payment
+    row = {**values, "status": status.value}
     if order_id is None or not is_postgres(Order):
         rows = await Order.insert(Order(**row)).returning(*Order.all_columns())
         await _event(rows[0]["id"], A.placed, at, actor_id, detail)

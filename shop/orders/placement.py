@@ -17,15 +17,16 @@ from typing import Any
 
 import msgspec
 
-from budgets import ledger, policy
+from budgets import approval_rules, ledger, policy
 from budgets.states import LedgerKind
+from budgets.tables import Union
 from catalog import stock
 from common.errors import DomainError, invalid
 from common.sql import CtePart, is_postgres, is_unique_violation
 from shop.auth.accounts import Principal
 from shop.db import after_commit
 from shop.fulfilment.addresses import delivery_for
-from shop.orders import cancellation, lifecycle, queries
+from shop.orders import approval, cancellation, lifecycle, queries
 from shop.orders.schemas import OrderIn, OrderOut
 from shop.orders.states import OrderAction, OrderStatus
 from shop.orders.tables import Allocation, Order, OrderLine
@@ -70,20 +71,32 @@ def _replay(existing: dict, digest: str) -> int:
     return existing["id"]
 
 
-async def next_order_id(branch_id: int, key: str) -> tuple[int | None, dict[str, Any] | None]:
-    """(the id the next order will have — PostgreSQL only, else None —, the branch's order
-    already placed with this Idempotency-Key, if any), in one statement."""
+@dataclass
+class Opening:
+    """What placing reads first, in one statement: the id the next order will have
+    (PostgreSQL only, else None), the branch's order already placed with this
+    Idempotency-Key (if any) and the branch's approval rule."""
+
+    order_id: int | None
+    existing: dict[str, Any] | None
+    approval_above_fen: int | None
+
+
+async def opening(branch_id: int, key: str) -> Opening:
     if not is_postgres(Order):
         found = await Order.select(Order.id, Order.request_hash).where(
             (Order.branch == branch_id) & (Order.idempotency_key == key)
         ).first()
-        return None, found
+        rule = await Union.select(Union.approval_above_fen).where(Union.id == branch_id).first()
+        return Opening(None, found, rule["approval_above_fen"] if rule else None)
     [row] = await Order.raw(
-        "SELECT nextval(pg_get_serial_sequence('shop_order', 'id')) AS next_id, o.id, o.request_hash "
+        "SELECT nextval(pg_get_serial_sequence('shop_order', 'id')) AS next_id, o.id, o.request_hash, "
+        "(SELECT approval_above_fen FROM budget_union WHERE id = {}) AS approval_above_fen "
         "FROM (SELECT 1) AS one LEFT JOIN shop_order o ON o.branch = {} AND o.idempotency_key = {}",
-        branch_id, key,
+        branch_id, branch_id, key,
     )
-    return row["next_id"], ({"id": row["id"], "request_hash": row["request_hash"]} if row["id"] is not None else None)
+    existing = {"id": row["id"], "request_hash": row["request_hash"]} if row["id"] is not None else None
+    return Opening(row["next_id"], existing, row["approval_above_fen"])
 
 
 async def find_by_key(branch_id: int, key: str) -> dict | None:
@@ -109,13 +122,17 @@ async def place_order(
     key: str,
     now: datetime,
     provider: Provider,
+    approval_time: timedelta = timedelta(hours=72),
 ) -> tuple[int, Placed | None]:
     """Reserve stock, record the order and hold every member's share: all or nothing.
 
     Returns (order id, what was written — None when the same key and body came before and
-    this is that order). One transaction, in the lock order budget rows (ascending member
-    id), then product rows (ascending id). On PostgreSQL it is 7 round trips for a
-    one-product order: BEGIN; the next order id with the key's earlier order; the cap gate;
+    this is that order). An order above the branch's approval rule is placed
+    `pending_approval` for `approval_time`, with its approval row, and its approvers are
+    told (`approval.request`); it holds exactly as a payable order does. One transaction,
+    in the lock order budget rows (ascending member id), then product rows (ascending id).
+    On PostgreSQL it is 7 round trips for a one-product order: BEGIN; the next order id
+    with the key's earlier order and the branch's approval rule; the cap gate;
     the members' budget rows made where missing; the product's conditional UPDATE; the
     budget rows locked with the cap; one statement writing the order, its event, lines,
     allocations, ledger entries and budgets; COMMIT."""
@@ -127,9 +144,10 @@ async def place_order(
     year = ledger.budget_year(now)
     try:
         async with Order._meta.db.transaction():
-            order_id, existing = await next_order_id(branch_id, key)
-            if existing:
-                return _replay(existing, digest), None
+            opened = await opening(branch_id, key)
+            order_id = opened.order_id
+            if opened.existing:
+                return _replay(opened.existing, digest), None
             delivery = await delivery_for(branch_id, body.address_id) or {}
             await policy.hold_gate()
             await ledger.ensure_budgets(member_ids, year, union_id=branch_id)
@@ -137,21 +155,23 @@ async def place_order(
             reserved = await stock.reserve_stock([(line.product_id, line.quantity) for line in body.lines])
             shares = _shares(body, member_ids, sum(line.amount_fen for line in reserved))
             items = held.check(shares)
+            total = sum(line.amount_fen for line in reserved)
+            awaiting = approval_rules.needs_approval(opened.approval_above_fen, total)
             values = {
                 "branch": branch_id,
                 "created_by": user_id,
                 "year": year,
-                "total_fen": sum(line.amount_fen for line in reserved),
+                "total_fen": total,
                 "idempotency_key": key,
                 "request_hash": digest,
                 "created_at": now,
-                "expires_at": now + provider.hold_time(),
+                "expires_at": now + (approval_time if awaiting else provider.hold_time()),
                 "provider": provider.name,
                 "delivery_name": delivery.get("name", ""),
                 "delivery_phone": delivery.get("phone", ""),
                 "delivery_address": delivery.get("address", ""),
             }
-            detail = f"{values['total_fen']} fen for {len(shares)} member(s)"
+            detail = f"{total} fen for {len(shares)} member(s)" + ("; awaiting approval" if awaiting else "")
             if order_id is not None:  # PostgreSQL: everything in one statement
                 values["payment_reference"] = provider.reference_for(order_id)
                 moves = ledger.chain(LedgerKind.hold, items, held.rows, year, order_id, now)
@@ -159,16 +179,19 @@ async def place_order(
                     values, at=now, actor_id=user_id, detail=detail, order_id=order_id,
                     parts=[*_line_parts(order_id, reserved, shares), *ledger.cte_parts(moves)],
                     select=", (SELECT array_agg(id ORDER BY id) FROM new_lines) AS line_ids",
+                    awaiting_approval=awaiting,
                 )
                 line_ids = row.pop("line_ids")
             else:
-                row = await lifecycle.create(values, at=now, actor_id=user_id, detail=detail)
+                row = await lifecycle.create(values, at=now, actor_id=user_id, detail=detail, awaiting_approval=awaiting)
                 order_id = row["id"]
                 if reference := provider.reference_for(order_id):
                     await Order.update({Order.payment_reference: reference}).where(Order.id == order_id)
                     row["payment_reference"] = reference
                 line_ids = await _write_lines(order_id, reserved, shares)
                 await ledger.write(ledger.chain(LedgerKind.hold, items, held.rows, year, order_id, now))
+            if awaiting:
+                await approval.request(row, opened.approval_above_fen, now)
     except Exception as exc:
         if is_unique_violation(exc) and (existing := await find_by_key(branch_id, key)):
             return _replay(existing, digest), None
@@ -263,10 +286,12 @@ async def checkout(
         raise DomainError("forbidden", "this account is not linked to a branch")
     provider = provider_for(settings)
     order_id, placed = await place_order(
-        branch_id=principal.union_id, user_id=principal.id, body=body, key=key, now=now, provider=provider
+        branch_id=principal.union_id, user_id=principal.id, body=body, key=key, now=now, provider=provider,
+        approval_time=timedelta(hours=settings.approval_hours),
     )
     if placed is not None:
-        placed.order.update(await start_payment(order_id, provider, now, placed))
+        if placed.order["status"] == OrderStatus.pending_payment:  # else it waits for its approver
+            placed.order.update(await start_payment(order_id, provider, now, placed))
         return queries.placed_out(placed.order, placed.lines, placed.shares), True
 
     async def pay_and_answer() -> OrderOut:

@@ -132,6 +132,7 @@ def placed_out(order: dict[str, Any], lines: list[dict[str, Any]], shares: list[
 def _order_out(o: dict[str, Any], lines: list[LineOut], allocations: list[AllocationOut], shipments: list, supplier_view: bool) -> OrderOut:
     settings = get_settings()
     bank = BankOut(bank_name=settings.bank_name, account_name=settings.bank_account_name, account_no=settings.bank_account_no)
+    waiting = o["status"] == OrderStatus.pending_approval
     return OrderOut(
         id=o["id"],
         status=OrderStatus(o["status"]),
@@ -142,12 +143,12 @@ def _order_out(o: dict[str, Any], lines: list[LineOut], allocations: list[Alloca
         created_at=iso(o["created_at"]),
         lines=lines,
         allocations=allocations,
-        payment=PaymentOut(
+        payment=PaymentOut(  # waiting for approval: nothing to pay with yet, `expires_at` is the deadline to decide
             provider=o["provider"],
-            reference=o["payment_reference"],
+            reference="" if waiting else o["payment_reference"],
             expires_at=iso(o["expires_at"]),
             url=o["payment_url"] or None,
-            bank=bank if o["provider"] == "transfer" and not supplier_view else None,
+            bank=bank if o["provider"] == "transfer" and not supplier_view and not waiting else None,
         ),
         needs_refund=o["needs_refund"],
         delivery=delivery_out(o),

@@ -8,7 +8,7 @@ import msgspec
 
 from common.schemas import Body, Id
 from shop.fulfilment.schemas import DeliveryOut, ShipmentBrief
-from shop.orders.states import OrderAction, OrderStatus
+from shop.orders.states import ApprovalStatus, OrderAction, OrderStatus
 
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=10_000)]
 AmountFen = Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
@@ -140,3 +140,37 @@ class EventOut(msgspec.Struct, kw_only=True):
     actor: ActorOut | None
     action: OrderAction
     detail: str
+
+
+class ApprovalLineOut(msgspec.Struct, kw_only=True):
+    title: str
+    quantity: int
+    amount_fen: int
+
+
+class ApprovalOut(msgspec.Struct, kw_only=True):
+    """An order that waited (or waits) for its branch's approver, and what became of it."""
+
+    order_id: int
+    branch_id: int
+    status: ApprovalStatus
+    order_status: OrderStatus
+    total_fen: int
+    members: int  # how many members share it
+    required_above_fen: int  # the rule it was placed under
+    requested_at: str
+    deadline: str | None  # while pending: when it expires undecided
+    decided_at: str | None
+    decided_by: str | None  # who decided: the approver, or the buyer who withdrew it (null: expired)
+    reason: str
+    placed_by: str | None
+    lines: list[ApprovalLineOut]
+
+
+class ApprovalList(msgspec.Struct, kw_only=True):
+    items: list[ApprovalOut]
+    total: int
+
+
+class ApprovalRejectIn(Body):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=r"\S")]

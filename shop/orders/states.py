@@ -5,6 +5,7 @@ from enum import StrEnum
 
 
 class OrderStatus(StrEnum):
+    pending_approval = "pending_approval"  # above the branch's approval rule: held, not yet payable
     pending_payment = "pending_payment"
     paid = "paid"
     cancelled = "cancelled"
@@ -17,6 +18,8 @@ class OrderAction(StrEnum):
     """What happened to an order: one event row each (`GET /api/orders/{id}/events`)."""
 
     placed = "placed"
+    approved = "approved"  # the branch's approver agreed: the payment starts
+    rejected = "rejected"  # the branch's approver refused: everything is released
     cancelled = "cancelled"
     expired = "expired"
     paid = "paid"
@@ -43,3 +46,14 @@ class RefundStatus(StrEnum):
 class RefundKind(StrEnum):
     lines = "lines"
     late_payment = "late_payment"
+
+
+class ApprovalStatus(StrEnum):
+    """An order's approval (`shop/orders/approval.py`): `pending` until the approver decides,
+    the buyer withdraws the order or its time runs out."""
+
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+    withdrawn = "withdrawn"
+    expired = "expired"

@@ -18,7 +18,7 @@ from budgets.tables import Member, Union
 from catalog.tables import Product, Supplier
 from common.sql import one_of
 from shop.auth.tables import User
-from shop.orders.states import OrderAction, OrderStatus, RefundKind, RefundStatus
+from shop.orders.states import ApprovalStatus, OrderAction, OrderStatus, RefundKind, RefundStatus
 
 
 class Order(Table, tablename="shop_order"):
@@ -51,7 +51,8 @@ class Order(Table, tablename="shop_order"):
     hold_warned = Boolean(default=False)
 
     order_idempotency_unique = Unique([branch, idempotency_key])
-    order_status_known = Check(one_of("status", OrderStatus))
+    # Piccolo compares constraints by name only: a new status needs a new name
+    order_status_known_v2 = Check(one_of("status", OrderStatus))
     order_total_positive = Check(total_fen > 0)
     order_refunded_range = Check((refunded_fen >= 0) & (refunded_fen <= total_fen))
 
@@ -124,7 +125,7 @@ class OrderEvent(Table, tablename="shop_order_event"):
     action = Varchar(length=32)
     detail = Text(default="")
 
-    order_event_action_known_v2 = Check(one_of("action", OrderAction))
+    order_event_action_known_v3 = Check(one_of("action", OrderAction))
 
 
 class RefundLine(Table, tablename="shop_refund_line"):
@@ -147,3 +148,20 @@ class RefundShare(Table, tablename="shop_refund_share"):
 
     refund_share_unique = Unique([refund, member])
     refund_share_amount_positive = Check(amount_fen > 0)
+
+
+class Approval(Table, tablename="shop_approval"):
+    """An order placed above its branch's approval rule, and what became of it: written with
+    the order, decided in the transaction that moves the order (`shop/orders/approval.py`,
+    `cancellation.close`). `required_above_fen` is the rule it was placed under."""
+
+    order = ForeignKey(Order, null=False, unique=True, on_delete=OnDelete.restrict)
+    branch = ForeignKey(Union, null=False, index=True, on_delete=OnDelete.restrict)
+    status = Varchar(length=16, default=ApprovalStatus.pending.value, index=True)
+    required_above_fen = BigInt()
+    requested_at = Timestamptz()
+    decided_at = Timestamptz(null=True, default=None)
+    decided_by = ForeignKey(User, null=True, default=None, on_delete=OnDelete.restrict)
+    reason = Text(default="")
+
+    approval_status_known = Check(one_of("status", ApprovalStatus))

@@ -1,6 +1,7 @@
 """The admin's trail (`GET /api/audit/events`): who did what, read from the rows each change
 already writes in its own transaction — order events by a person (transfer confirmations,
-late transfers recorded, refunds), cap changes, listing reviews, account changes — so the trail cannot
+late transfers recorded, refunds, approvals), cap changes, approval rules, listing reviews,
+account changes — so the trail cannot
 miss a change or list one that was rolled back. Newest first."""
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from shop.orders.states import OrderAction
 from shop.orders.tables import OrderEvent
 
 # the order events that are an admin's doing (the buyer's own placing and cancelling are not)
-ORDER_ACTIONS = (OrderAction.transfer_confirmed, OrderAction.late_payment, OrderAction.refunded)
+ORDER_ACTIONS = (
+    OrderAction.transfer_confirmed, OrderAction.late_payment, OrderAction.refunded, OrderAction.approved, OrderAction.rejected,
+)
 
 # Each source answers the same columns; `path` is the union the change is about (its
 # materialised path, for an auditor's subtree), NULL for a change about the whole shop.
@@ -29,6 +32,12 @@ SOURCES = {
         "SELECT c.at AS at, c.actor_id AS actor_id, 'cap_changed' AS action, 'policy ' || c.year AS subject,"
         " COALESCE(CAST(c.previous_cap_fen AS TEXT), '?') || ' -> ' || c.cap_fen || ' fen' AS detail, NULL AS path"
         " FROM budget_cap_policy_change c WHERE c.actor_id IS NOT NULL"
+    ),
+    "approval_rules": (
+        "SELECT r.at AS at, r.actor_id AS actor_id, 'approval_rule_changed' AS action, 'union ' || u.code AS subject,"
+        " COALESCE(CAST(r.previous_above_fen AS TEXT), 'none') || ' -> ' || COALESCE(CAST(r.required_above_fen AS TEXT), 'none')"
+        " || ' fen' AS detail, u.path AS path"
+        " FROM budget_approval_rule_change r JOIN budget_union u ON u.id = r.\"union\" WHERE r.actor_id IS NOT NULL"
     ),
     "reviews": (
         "SELECT r.at AS at, r.actor_id AS actor_id, 'product_' || r.action AS action,"
