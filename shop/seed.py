@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import budgets.members
 import budgets.targets
 import budgets.unions
 import seeds
+from budgets import approval_rules
 from catalog import photos
 from catalog import service as catalog
 from catalog.images import image_count
@@ -102,5 +104,7 @@ async def demo_users() -> list[dict[str, str]]:
             supplier_id = await ensure_supplier(u["supplier"], [])
         if not await User.exists().where(User.username == u["username"]):
             await accounts.create_user(u["username"], u["password"], u["role"], union_id=union_id, supplier_id=supplier_id)
+            if u.get("approval_above_fen") is not None and union_id is not None:  # the approver's branch gets a rule
+                await approval_rules.set_rule(union_id, u["approval_above_fen"], actor_id=None, at=datetime.now(timezone.utc))
         made.append({"username": u["username"], "password": u["password"], "role": u["role"], "scope": u.get("union_code") or u.get("supplier") or "全部"})
     return made

@@ -26,7 +26,10 @@ logger = logging.getLogger("shop.web")
 
 PAGE_SIZE = 20
 
-HOME = {"buyer": "/shop", "supplier": "/supplier/products", "admin": "/admin/reviews", "auditor": "/reports/targets"}
+HOME = {
+    "buyer": "/shop", "supplier": "/supplier/products", "admin": "/admin/reviews", "auditor": "/reports/targets",
+    "approver": "/approvals",
+}
 
 NAV: dict[str | None, list[tuple[str, str]]] = {
     "buyer": [
@@ -51,6 +54,7 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/admin/orders", "收款与退款"),
         ("/after-sales", "售后"),
         ("/admin/policy", "额度政策"),
+        ("/admin/approval", "审批规则"),
         ("/admin/targets", "帮扶目标"),
         ("/reports/targets", "目标完成"),
         ("/audit/members", "额度审计"),
@@ -66,6 +70,11 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/audit/trail", "操作记录"),
         ("/orders", "订单"),
         ("/after-sales", "售后"),
+    ],
+    "approver": [
+        ("/approvals", "订单审批"),
+        ("/orders", "订单"),
+        ("/products", "商品目录"),
     ],
     None: [("/products", "商品目录")],
 }
@@ -94,6 +103,9 @@ NOTICES = {
     "shipped": "已发货，采购单位会收到通知。",
     "delisted": "商品已下架。",
     "read": "通知已全部标为已读。",
+    "approved": "订单已审批通过，采购员会收到通知，可以付款了。",
+    "rejected": "订单已驳回，预留的额度和库存已释放，采购员会看到驳回原因。",
+    "approval_rule": "审批规则已保存，之后提交的订单按新规则审批。",
 }
 
 

@@ -12,6 +12,7 @@ from common.clock import SHANGHAI
 from common.money import yuan_text
 from shop.labels import (  # noqa: F401  (the pages' names for states, one word for each thing)
     AFTER_SALE_STATES,
+    APPROVAL_STATES,
     LEDGER_KINDS,
     LEVELS,
     ORDER_ACTIONS,
@@ -265,6 +266,9 @@ _TRANSLATIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^does not match the current password$"), "不正确"),
     (re.compile(r"^must be at least (\d+) characters$"), r"至少 \1 位"),
     (re.compile(r"^an admin cannot deactivate their own account$"), "不能停用自己的账号"),
+    (re.compile(r"^order \d+'s time for approval ran out; it has expired$"), "审批期限已过，订单已自动关闭，预留的额度和库存已释放"),
+    (re.compile(r"^nobody approves an order they placed themselves$"), "不能审批自己提交的订单"),
+    (re.compile(r"^only an approver of the order's branch decides it$"), "只有订单所属基层工会的审批人可以审批"),
 ]
 _ACTIONS = {
     "cancelled": "取消",
@@ -273,6 +277,8 @@ _ACTIONS = {
     "shipped": "发货",
     "received": "确认收货",
     "given an after-sales request": "申请售后",
+    "approved": "审批通过",
+    "rejected": "驳回",
 }
 _PRODUCT_ACTIONS = {"submit": "提交审核", "approve": "通过审核", "reject": "驳回", "delist": "下架", "edit": "修改"}
 
