@@ -12,7 +12,7 @@ from litestar import Request, Response, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
-from budgets import approval_rules, members, unions
+from budgets import approval_rules, ledger, members, unions
 from budgets.tables import Union
 from common.errors import DomainError
 from common.schemas import PathId
@@ -57,7 +57,7 @@ class ApprovalPages(Page):
         number = page_number(page)
         chosen = None if status == "all" else ApprovalStatus(status)
         items, total = await approval.list_approvals(request.user, status=chosen, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
-        year = clock(request).year
+        year = ledger.budget_year(clock(request))  # a Shanghai calendar year
         return render(
             request,
             "approvals.html",
