@@ -92,6 +92,9 @@ NOTICES = {
     "after_sale": "售后申请已提交，等待供应商或管理员处理。",
     "received": "已确认收货。",
     "shipped": "已发货，采购单位会收到通知。",
+    "invoice_issued": "发票已上传，采购单位会收到通知并确认。",
+    "invoice_accepted": "发票已接受。",
+    "invoice_rejected": "发票已退回，供应商会收到退回原因并重新开具。",
     "delisted": "商品已下架。",
     "read": "通知已全部标为已读。",
 }

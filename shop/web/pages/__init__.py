@@ -8,6 +8,7 @@ from shop.web.pages import (
     basket,
     branch,
     catalog,
+    invoices,
     members,
     notifications,
     orders,
@@ -20,7 +21,8 @@ from shop.web.pages import (
 ROUTES = {
     "public": [account.LoginPages, catalog.CatalogPages],
     "any": [account.HomePage, users.PasswordPages, notifications.NotificationPages, after_sales.AfterSalePages],
-    "buyer": [basket.ShopPages, members.MemberPages, members.BudgetPages, branch.BranchPages, shipments.ReceiptPages],
+    "buyer": [basket.ShopPages, members.MemberPages, members.BudgetPages, branch.BranchPages, shipments.ReceiptPages,
+              invoices.InvoiceDecisionPages],
     "reader": [orders.OrderPages],
     "supplier": [supplier.SupplierPages, shipments.SupplierShipmentPages],
     "admin": [admin.AdminPages, users.AdminUserPages],
