@@ -36,6 +36,7 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/members", "会员"),
         ("/budget", "年度额度"),
         ("/addresses", "收货与开票"),
+        ("/reports/statement", "对账单"),
         ("/products", "商品目录"),
     ],
     "supplier": [
@@ -43,6 +44,7 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/supplier/shipments", "发货"),
         ("/supplier/orders", "订单"),
         ("/after-sales", "售后"),
+        ("/reports/settlement", "结算"),
         ("/products", "商品目录"),
     ],
     "admin": [
@@ -56,6 +58,8 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/audit/members", "额度审计"),
         ("/audit/ledger", "额度流水"),
         ("/audit/trail", "操作记录"),
+        ("/reports/settlement", "结算"),
+        ("/reports/statement", "对账单"),
         ("/orders", "订单"),
         ("/admin/users", "账号"),
     ],
@@ -64,6 +68,7 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/audit/members", "额度审计"),
         ("/audit/ledger", "额度流水"),
         ("/audit/trail", "操作记录"),
+        ("/reports/statement", "对账单"),
         ("/orders", "订单"),
         ("/after-sales", "售后"),
     ],
