@@ -111,7 +111,7 @@ async def test_the_buyer_reads_its_statement_and_no_other(client, world, books):
     mar = next(r for r in rows if r.startswith(f"#{books['orders']['mar']['id']} "))
     assert "已接受" in mar and "已退回" in mar and "部分退款" in mar  # its lychee invoice rejected, tea accepted; one tea refunded
     assert footer(page.text, "statement") == " ".join(["合计", yuan(expected["paid_fen"]), yuan(expected["refunded_fen"]), yuan(expected["net_fen"]), "已开票", yuan(expected["invoiced_fen"])])
-    totals = text_of(re.search(r'id="statement-totals">(.*?)</div>', page.text, re.S)[1])
+    totals = text_of(re.search(r'id="statement-totals".*?>(.*?)</section>', page.text, re.S)[1])
     assert f"净额 {yuan(expected['net_fen'])}" in totals and f"已开票 {yuan(expected['invoiced_fen'])}" in totals
     assert 'id="union_id"' not in page.text  # a buyer's is its own branch
     sheet = xlsx_rows(await client.get(link(page.text, "statement-xlsx")))
