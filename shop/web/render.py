@@ -260,7 +260,7 @@ def _http(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == 429:
         return error_page(request, 429, "操作太频繁，请稍后再试")
     if exc.status_code == 413:
-        return error_page(request, 413, "文件太大")
+        return error_page(request, 413, "文件太大", ["上传的文件超过了允许的大小（图片、发票最大 5 MB），没有保存任何内容。请返回上一页，压缩或换一个文件后重试。"])
     return error_page(request, exc.status_code, "无法完成请求")
 
 
