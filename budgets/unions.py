@@ -158,6 +158,14 @@ async def subtree_prefix(union_id: int) -> str:
     return row["path"]
 
 
+async def branches_under(prefix: str | None) -> list[dict]:
+    """The branches (基层工会) whose path starts with `prefix` (None: every branch), by code."""
+    query = Union.select(*_UNION_COLUMNS).where(Union.level == Level.branch)
+    if prefix is not None:
+        query = query.where(Union.path.like(prefix + "%"))
+    return [_union(r) for r in await query.order_by(Union.code)]
+
+
 async def is_in_subtree(union_id: int, ancestor_id: int) -> bool:
     """Whether `ancestor_id` is `union_id` itself or one of its ancestors (False if either is unknown)."""
     row = await Union.select(Union.path).where(Union.id == union_id).first()

@@ -11,7 +11,7 @@ from typing import Any, Callable
 from budgets.states import LedgerKind, Level
 from catalog.tables import ProductStatus
 from shop.auth.tables import AccountAction, Role
-from shop.fulfilment.states import AfterSaleStatus, ShipmentStatus
+from shop.fulfilment.states import AfterSaleStatus, InvoiceStatus, ShipmentStatus
 from shop.orders.states import ApprovalStatus, OrderAction, OrderStatus, RefundStatus
 
 
@@ -78,6 +78,9 @@ SHIPMENT_STATES = _labels(
 )
 AFTER_SALE_STATES = _labels(
     AfterSaleStatus, {AfterSaleStatus.open: "处理中", AfterSaleStatus.refunded: "已退款", AfterSaleStatus.rejected: "已驳回"}
+)
+INVOICE_STATES = _labels(
+    InvoiceStatus, {InvoiceStatus.issued: "待确认", InvoiceStatus.accepted: "已接受", InvoiceStatus.rejected: "已退回"}
 )
 LEVELS = _labels(Level, {Level.federation: "总工会", Level.district: "区级工会", Level.branch: "基层工会"})
 LEDGER_KINDS = _labels(

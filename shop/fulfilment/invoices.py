@@ -78,7 +78,7 @@ def _state(detail: str, **extra: Any) -> DomainError:
     return DomainError("invalid_state", detail, **extra)
 
 
-async def _check_supplier(shipment_id: int, principal: Principal) -> None:
+async def check_supplier(shipment_id: int, principal: Principal) -> None:
     """`not_found`, or `forbidden` for another supplier's shipment (its supplier never changes)."""
     if (await _shipment(shipment_id))["supplier"] != principal.supplier_id:
         raise DomainError("forbidden", "this shipment is another supplier's")
@@ -91,7 +91,7 @@ async def issue(store: FileStore, shipment_id: int, principal: Principal, form: 
     JPEG, or over 5 MB, an amount other than the shipment's: `validation_failed`; an order not
     paid (or refunded), a cancelled shipment, a shipment with a live invoice, a number the supplier
     already has live on another one: `invalid_state`."""
-    await _check_supplier(shipment_id, principal)  # before the file is read
+    await check_supplier(shipment_id, principal)  # before the file is read
     fields = InvoiceIn.from_form(form)
     if fields.issued_on > now.astimezone(SHANGHAI).date():
         raise invalid("issued_on", "is after today")
@@ -203,6 +203,23 @@ async def _visible(invoice_id: int, principal: Principal) -> dict[str, Any]:
     else:  # pragma: no cover - every role is one of those
         raise DomainError("forbidden", "this role sees no invoices")
     return row
+
+
+async def current_for(shipment_ids: list[int]) -> dict[int, InvoiceOut]:
+    """Each shipment's newest invoice in full (its decision's reason too), as the shipment's
+    `invoice` names it; for shipments the caller was already allowed to see."""
+    if not shipment_ids:
+        return {}
+    rows = await Invoice.select().where(Invoice.shipment.is_in(sorted(set(shipment_ids)))).order_by(Invoice.id)
+    return {r["shipment"]: invoice_out(r) for r in rows}
+
+
+async def order_of(invoice_id: int) -> int:
+    """The id of the order an invoice is for; `not_found` if there is no such invoice."""
+    row = await Invoice.select(Invoice.shipment.order).where(Invoice.id == invoice_id).first()
+    if row is None:
+        raise DomainError("not_found", f"invoice {invoice_id} does not exist")
+    return row["shipment.order"]
 
 
 async def get_invoice(invoice_id: int, principal: Principal) -> InvoiceOut:

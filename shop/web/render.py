@@ -39,6 +39,7 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/members", "会员"),
         ("/budget", "年度额度"),
         ("/addresses", "收货与开票"),
+        ("/reports/statement", "对账单"),
         ("/products", "商品目录"),
     ],
     "supplier": [
@@ -46,6 +47,7 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/supplier/shipments", "发货"),
         ("/supplier/orders", "订单"),
         ("/after-sales", "售后"),
+        ("/reports/settlement", "结算"),
         ("/products", "商品目录"),
     ],
     "admin": [
@@ -60,6 +62,8 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/audit/members", "额度审计"),
         ("/audit/ledger", "额度流水"),
         ("/audit/trail", "操作记录"),
+        ("/reports/settlement", "结算"),
+        ("/reports/statement", "对账单"),
         ("/orders", "订单"),
         ("/admin/users", "账号"),
     ],
@@ -68,6 +72,7 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/audit/members", "额度审计"),
         ("/audit/ledger", "额度流水"),
         ("/audit/trail", "操作记录"),
+        ("/reports/statement", "对账单"),
         ("/orders", "订单"),
         ("/after-sales", "售后"),
     ],
@@ -101,6 +106,9 @@ NOTICES = {
     "after_sale": "售后申请已提交，等待供应商或管理员处理。",
     "received": "已确认收货。",
     "shipped": "已发货，采购单位会收到通知。",
+    "invoice_issued": "发票已上传，采购单位会收到通知并确认。",
+    "invoice_accepted": "发票已接受。",
+    "invoice_rejected": "发票已退回，供应商会收到退回原因并重新开具。",
     "delisted": "商品已下架。",
     "read": "通知已全部标为已读。",
     "approved": "订单已审批通过，采购员会收到通知，可以付款了。",
@@ -264,7 +272,7 @@ def _http(request: Request, exc: HTTPException) -> Response:
     if exc.status_code == 429:
         return error_page(request, 429, "操作太频繁，请稍后再试")
     if exc.status_code == 413:
-        return error_page(request, 413, "文件太大")
+        return error_page(request, 413, "文件太大", ["上传的文件超过了允许的大小（图片、发票最大 5 MB），没有保存任何内容。请返回上一页，压缩或换一个文件后重试。"])
     return error_page(request, exc.status_code, "无法完成请求")
 
 

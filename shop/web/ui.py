@@ -13,6 +13,7 @@ from common.money import yuan_text
 from shop.labels import (  # noqa: F401  (the pages' names for states, one word for each thing)
     AFTER_SALE_STATES,
     APPROVAL_STATES,
+    INVOICE_STATES,
     LEDGER_KINDS,
     LEVELS,
     ORDER_ACTIONS,
@@ -204,6 +205,9 @@ FIELD_NAMES = {
     "tracking_no": "运单号",
     "allocations": "分摊金额",
     "line_id": "商品",
+    "number": "发票号码",
+    "issued_on": "开票日期",
+    "amount_fen": "金额",
 }
 
 # The services' English messages that people meet most, in Chinese (everything else is
@@ -269,6 +273,17 @@ _TRANSLATIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^order \d+'s time for approval ran out; it has expired$"), "审批期限已过，订单已自动关闭，预留的额度和库存已释放"),
     (re.compile(r"^nobody approves an order they placed themselves$"), "不能审批自己提交的订单"),
     (re.compile(r"^only an approver of the order's branch decides it$"), "只有订单所属基层工会的审批人可以审批"),
+    (re.compile(r"^an invoice must be a PDF, OFD, PNG or JPEG file.*$"), "发票须为 PDF、OFD、PNG 或 JPEG 文件（按文件内容识别，与文件名无关）"),
+    (re.compile(r"^an invoice number is 8 to 20 letters and digits$"), "应为 8 到 20 位字母或数字"),
+    (re.compile(r"^is not a date written YYYY-MM-DD$"), "请填写有效日期（年-月-日，2000 年以后）"),
+    (re.compile(r"^is after today$"), "不能晚于今天"),
+    (re.compile(r"^must equal the shipment's amount_fen, (\d+) .*$"), "须等于包裹当前金额 {fen}（商品金额减去退款）"),
+    (re.compile(r"^shipment \d+ already has invoice \d+ \((\w+)\)$"), "该包裹已有{invoice}的发票，不能再上传"),
+    (re.compile(r"^invoice number (\w+) is already on shipment (\d+)$"), r"发票号码 \1 已用于包裹 #\2"),
+    (re.compile(r"^shipment \d+ has an invoice, or number \w+ is in use$"), "该包裹已有发票，或该发票号码已在使用"),
+    (re.compile(r"^a cancelled shipment \(every line refunded\) is not invoiced$"), "包裹已取消（全部退款），无需开票"),
+    (re.compile(r"^an invoice that is (\w+) cannot be (accepted|rejected)$"), "发票当前为“{invoice}”，不能{verb}"),
+    (re.compile(r"^this invoice is for another branch$"), "这是其他单位的发票"),
 ]
 _ACTIONS = {
     "cancelled": "取消",
@@ -299,6 +314,11 @@ def translate(message: str) -> str:
                 text = replacement.format(shipment=SHIPMENT_STATES.get(match[1], match[1]), verb={"shipped": "发货", "received": "确认收货"}[match[2]])
             elif "{sale}" in replacement:
                 text = replacement.format(sale=AFTER_SALE_STATES.get(match[1], match[1]), verb={"accepted": "同意", "rejected": "驳回"}[match[2]])
+            elif "{fen}" in replacement:
+                text = replacement.format(fen=yuan(int(match[1])))
+            elif "{invoice}" in replacement:
+                verb = {"accepted": "接受", "rejected": "退回"}.get(match[2] if match.re.groups > 1 else "", "")
+                text = replacement.format(invoice=INVOICE_STATES.get(match[1], match[1]), verb=verb)
             elif "{pstate}" in replacement:
                 text = replacement.format(pstate=PRODUCT_STATES.get(match[2], match[2]), paction=_PRODUCT_ACTIONS.get(match[1], match[1]))
             else:
@@ -351,6 +371,7 @@ def filters() -> dict[str, Any]:
         "refund_state": lambda s: REFUND_STATES.get(s, s),
         "shipment_state": lambda s: SHIPMENT_STATES.get(s, s),
         "after_sale_state": lambda s: AFTER_SALE_STATES.get(s, s),
+        "invoice_state": lambda s: INVOICE_STATES.get(s, s),
         "trail_action": lambda s: TRAIL_ACTIONS.get(s, s),
         "event_detail": event_detail,
         "verify_problem": lambda s: VERIFY_PROBLEMS.get(s, s),

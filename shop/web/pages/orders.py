@@ -1,6 +1,6 @@
-"""Orders as pages: the list and one order — payment details, the 发放清单, shipments and
-receipt, after-sales requests, refunds (an admin's, of some lines or all) and the order's
-history; cancelling (buyer)."""
+"""Orders as pages: the list and one order — payment details, the 发放清单, shipments, receipt
+and their invoices, after-sales requests, refunds (an admin's, of some lines or all) and the
+order's history; cancelling (buyer)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from budgets import unions
 from common.errors import DomainError
 from common.schemas import PathId
 from shop.auth.guards import admin_only, buyer_only
-from shop.fulfilment import after_sales
+from shop.fulfilment import after_sales, invoices
 from shop.fulfilment.schemas import AfterSaleIn
 from shop.fulfilment.states import AfterSaleStatus
 from shop.orders import cancellation, queries, refunds
@@ -53,7 +53,8 @@ async def order_detail(request: Request, order_id: int, status_code: int = 200, 
             for x in sale.lines:
                 asked[x.line_id] = asked.get(x.line_id, 0) + x.quantity
     left = {line.id: line.quantity - line.refunded_quantity for line in order.lines}
-    shipments = [{"s": s, "titles": [titles.get(i, "") for i in s.line_ids]} for s in order.shipments]
+    current = await invoices.current_for([s.id for s in order.shipments])  # each shipment's invoice, its reason too
+    shipments = [{"s": s, "titles": [titles.get(i, "") for i in s.line_ids], "invoice": current.get(s.id)} for s in order.shipments]
     return render(
         request,
         "order.html",

@@ -1,7 +1,7 @@
-"""Shipments as pages: the supplier's list (whom to send what, for how much) and shipping
-one with its carrier and tracking number; the buyer's receipt (确认收货) from the order page —
-`shop.fulfilment.shipments` and `queries`, as `/api/supplier/shipments` and
-`/api/shipments/{id}/receive` use them."""
+"""Shipments as pages: the supplier's list (whom to send what, for how much), shipping one with
+its carrier and tracking number and uploading its invoice (again after the branch rejected one);
+the buyer's receipt (确认收货) from the order page — `shop.fulfilment.shipments`, `invoices` and
+`queries`, as `/api/supplier/shipments`, `…/{id}/invoice` and `/api/shipments/{id}/receive` use them."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import re
 from typing import Any
 
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
+from common.clock import SHANGHAI
 from common.errors import DomainError
+from common.files import FileStore, body_limit, multipart_form, upload_in
 from common.schemas import PathId
-from shop.fulfilment import queries, shipments
+from shop.fulfilment import invoices, queries, shipments
 from shop.fulfilment.states import ShipmentStatus
 from shop.web import ui
 from shop.web.forms import page_number
@@ -34,6 +37,9 @@ class SupplierShipmentPages(Page):
         return render(
             request,
             "supplier_shipments.html",
+            invoices=await invoices.current_for([s.id for s in items]),
+            today=clock(request).astimezone(SHANGHAI).date().isoformat(),
+            max_mb=invoices.MAX_BYTES // (1024 * 1024),
             status_code=status_code,
             shipments=items,
             pager=pager(total, number),
@@ -68,6 +74,41 @@ class SupplierShipmentPages(Page):
                 raise
             return await self._page(request, status_of(exc), ui.explain(exc), posted)
         return Redirect(path=f"/supplier/shipments?ok=shipped#shipment-{shipment_id}", status_code=303)
+
+    @post("/supplier/shipments/{shipment_id:int}/invoice", status_code=200, request_max_body_size=body_limit(invoices.MAX_BYTES))
+    async def invoice(self, request: Request, shipment_id: PathId, file_store: NamedDependency[FileStore]) -> Response:
+        """The shipment's invoice: 发票号码, 开票日期, 金额 in yuan and the file — the same upload as
+        `POST /api/supplier/shipments/{id}/invoice` (size cap, content recognised, amount checked)."""
+        title = f"包裹 #{shipment_id} 的发票未上传"
+        posted: dict[str, Any] = {"invoice_id": shipment_id}
+        try:
+            await invoices.check_supplier(shipment_id, request.user)  # 404 / 403 before anything is read, as the API
+            async with multipart_form(request, max_bytes=invoices.MAX_BYTES) as form:
+                number = "".join(str(form.get("number") or "").split()).upper()[:40]
+                issued_on = str(form.get("issued_on") or "").strip()[:20]
+                amount_text = str(form.get("amount") or "").strip()[:32]
+                posted.update(number=number, issued_on=issued_on, amount=amount_text)
+                amount_fen, amount_problem = ui.read_yuan(amount_text)
+                problems = [
+                    said for said, bad in (
+                        ("请填写发票号码（8 到 20 位字母或数字）", not number),
+                        ("请填写开票日期", not issued_on),
+                        (f"金额：{amount_problem}", bool(amount_problem)),
+                        ("金额须大于 0", not amount_problem and not amount_fen),
+                        ("请选择发票文件（PDF、OFD、PNG 或 JPEG）", not getattr(form.get("file"), "filename", "")),
+                    ) if bad
+                ]
+                if problems:
+                    return await self._page(request, 400, ui.problem(title, *problems), posted)
+                fields = {"number": number, "issued_on": issued_on, "amount_fen": str(amount_fen), "file": upload_in(form)}
+                await invoices.issue(file_store, shipment_id, request.user, fields, now=clock(request))
+        except DomainError as exc:
+            if exc.code in ("not_found", "forbidden"):
+                raise
+            explained = ui.explain(exc)
+            explained["title"] = f"{title}：{explained['title']}"
+            return await self._page(request, status_of(exc), explained, posted)
+        return Redirect(path=f"/supplier/shipments?ok=invoice_issued#shipment-{shipment_id}", status_code=303)
 
 
 class ReceiptPages(Page):
