@@ -144,7 +144,7 @@ def test_the_settlement_and_statement_pages_and_their_workbooks(server, paid_wor
     with browser() as chromium:
         with tab(chromium, DESK) as page:
             log_in(page, server, "admin", "admin-password")
-            page.get_by_role("link", name="结算").click()
+            page.get_by_role("link", name="结算对账").click()
             expect(page.locator("#settlement tbody tr")).to_have_count(2)  # this month: two suppliers
             page.select_option("#supplier_id", str(w.supplier))
             page.get_by_role("button", name="查询").click()
@@ -156,7 +156,7 @@ def test_the_settlement_and_statement_pages_and_their_workbooks(server, paid_wor
             sheet = workbook_rows(page, page.get_by_role("link", name="导出 Excel"))
             assert sheet[0][:2] == ("供应商ID", "供应商") and [r[1] for r in sheet[1:]] == ["毕节农业合作社"]
             shoot(page, "admin_settlement_desktop")
-            page.get_by_role("link", name="对账单").click()
+            page.get_by_role("link", name="各单位对账单 →").click()
             page.select_option("#union_id", str(w.branch))
             page.get_by_role("button", name="查看").click()
             expect(page.locator("#statement tbody tr")).to_have_count(2)

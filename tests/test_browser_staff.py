@@ -145,7 +145,7 @@ def test_the_admin_confirms_reviews_delists_refunds_and_keeps_the_books(server, 
             row.get_by_role("button", name="下架").click()
             expect(page.locator(".notice.ok")).to_contain_text("商品已下架")
             # the cap: lowered, and its history
-            page.get_by_role("link", name="额度政策").click()
+            page.get_by_role("link", name="额度与审批").click()
             page.fill("#cap", "550")
             page.get_by_role("button", name="保存").click()
             expect(page.locator("#cap-history")).to_contain_text("¥600.00")
