@@ -8,6 +8,7 @@ from shop.web.pages import (
     basket,
     branch,
     catalog,
+    member_view,
     members,
     notifications,
     orders,
@@ -18,9 +19,9 @@ from shop.web.pages import (
 )
 
 ROUTES = {
-    "public": [account.LoginPages, catalog.CatalogPages],
+    "public": [account.LoginPages, catalog.CatalogPages, member_view.MemberViewPages],
     "any": [account.HomePage, users.PasswordPages, notifications.NotificationPages, after_sales.AfterSalePages],
-    "buyer": [basket.ShopPages, members.MemberPages, members.BudgetPages, branch.BranchPages, shipments.ReceiptPages],
+    "buyer": [basket.ShopPages, members.MemberPages, members.BudgetPages, branch.BranchPages, shipments.ReceiptPages, member_view.ReceiptSheetPages],
     "reader": [orders.OrderPages],
     "supplier": [supplier.SupplierPages, shipments.SupplierShipmentPages],
     "admin": [admin.AdminPages, users.AdminUserPages],
