@@ -4,6 +4,7 @@ errors as pages (a login redirect, a 403 page) instead of problem+json."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -12,7 +13,8 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
 
-from budgets import checks, ledger
+from budgets import checks, ledger, unused
+from common.clock import local
 from common.errors import DomainError
 from shop.auth.accounts import Principal
 from shop.auth.tokens import principal_of_request
@@ -53,6 +55,7 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/admin/policy", "额度政策"),
         ("/admin/targets", "帮扶目标"),
         ("/reports/targets", "目标完成"),
+        ("/reports/unused", "剩余额度"),
         ("/audit/members", "额度审计"),
         ("/audit/ledger", "额度流水"),
         ("/audit/trail", "操作记录"),
@@ -61,6 +64,7 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
     ],
     "auditor": [
         ("/reports/targets", "目标完成"),
+        ("/reports/unused", "剩余额度"),
         ("/audit/members", "额度审计"),
         ("/audit/ledger", "额度流水"),
         ("/audit/trail", "操作记录"),
@@ -142,6 +146,7 @@ def render(
             "user": user,
             "nav": NAV.get(user.role if user else None, NAV[None]),
             "unread": getattr(request.state, "unread", 0) if user else 0,
+            "yearend": getattr(request.state, "yearend", None) if user else None,
             "path": request.url.path,
             "qs": lambda **changes: query_url(request, **changes),
             **context,
@@ -298,10 +303,26 @@ def page_aware(api_handlers: dict[Any, Any]) -> dict[Any, Any]:
 
 
 async def before_page(request: Request) -> None:
-    """Before a page: how many of the user's notifications are unread (the bell in the top bar)."""
+    """Before a page: how many of the user's notifications are unread (the bell in the top bar),
+    and from 1 December a buyer's members with quota left (the year-end banner)."""
     user = user_of(request)
     if user is not None and not is_htmx(request) and request.method == "GET":
         request.state.unread = await unread_count(user.id)
+        if user.role == "buyer" and user.union_id is not None:
+            request.state.yearend = await year_end(user.union_id, clock(request))
+
+
+YEAR_END_MONTH = 12  # the quota must be used by 31 December: the banner shows all December
+
+
+async def year_end(branch_id: int, now: datetime) -> dict[str, int] | None:
+    """In December (Shanghai): `{year, members_with_quota, remaining_fen}` of the branch, when
+    any member has quota left; else None."""
+    today = local(now)
+    if today.month != YEAR_END_MONTH:
+        return None
+    summary = await unused.branch_summary(branch_id, today.year)
+    return {**summary, "year": today.year} if summary["members_with_quota"] else None
 
 
 class Page(Controller):
