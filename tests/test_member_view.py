@@ -19,7 +19,7 @@ from openpyxl import load_workbook
 from budgets.tables import MemberLink
 from shop.member_view.links import qr_svg
 from tests.conftest import assert_problem, fresh_login_window
-from tests.test_web import as_user, hold_for
+from tests.test_web import as_user, hold_for, post_form
 from tests.world import build_world
 
 MOMENT = datetime(2026, 5, 20, 2, 0, tzinfo=timezone.utc)
@@ -205,3 +205,17 @@ async def test_the_receipt_sheet_lists_each_member_with_a_qr_code(client, world)
     assert (await client.get("/orders/999999/receipt-sheet")).status_code == 404
     await as_user(client, world.other_buyer)
     assert (await client.get(f"/orders/{order['id']}/receipt-sheet")).status_code == 403
+
+
+async def test_the_members_page_exports_and_renews_links(client, world):
+    links = await links_of(world.buyer)
+    await as_user(client, world.buyer)
+    page = await client.get("/members")
+    assert "/api/members/links?format=csv" in page.text and f'action="/members/{world.members[0]}/link"' in page.text
+    assert (await client.get("/api/members/links", params={"format": "csv"})).status_code == 200  # the page's cookie reads it
+    r = await post_form(client, f"/members/{world.members[0]}/link")
+    assert r.status_code == 303 and r.headers["location"] == "/members?ok=link"
+    assert "原链接和已打印的二维码已失效" in (await client.get(r.headers["location"])).text
+    assert_problem(await view(client, links[world.members[0]]), 404, "not_found")
+    assert (await view(client, (await links_of(world.buyer))[world.members[0]])).status_code == 200
+    assert (await post_form(client, f"/members/{world.other_members[0]}/link")).status_code == 403
