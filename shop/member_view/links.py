@@ -50,4 +50,4 @@ def qr_svg(url: str) -> str:
     it still reads from a creased, signed sheet)."""
     import segno
 
-    return segno.make(url, error="m").svg_inline(scale=3, border=2, title="会员额度查询二维码")
+    return segno.make(url, error="m").svg_inline(border=4, omitsize=True, title="会员额度查询二维码")
