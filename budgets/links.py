@@ -56,24 +56,41 @@ async def find_member(token: str) -> int | None:
     return row["member"] if row else None
 
 
+async def _stored(batch: list[int], key: bytes) -> tuple[dict[int, str], list[int]]:
+    """The tokens of the links these members have ({member id: token}), and the members whose
+    stored hash is not their token's (a link an earlier secret made)."""
+    tokens: dict[int, str] = {}
+    stale: list[int] = []
+    rows = await MemberLink.select(MemberLink.member, MemberLink.nonce, MemberLink.token_hash).where(MemberLink.member.is_in(batch))
+    for row in rows:
+        token = token_of(key, row["nonce"], row["member"])
+        if hmac.compare_digest(token_hash(token), row["token_hash"]):
+            tokens[row["member"]] = token
+        else:
+            stale.append(row["member"])
+    return tokens, stale
+
+
 async def ensure_links(member_ids: Iterable[int], key: bytes, now: datetime) -> dict[int, str]:
     """{member id: token} for these members, making the links that are missing (or that an
-    earlier secret made). Set-based: a select and an insert per 500 members."""
+    earlier secret made). Set-based: a select (and, where links are missing, an insert and a
+    select) per 500 members; when every link is there, nothing is written."""
     wanted = sorted(set(member_ids))
     tokens: dict[int, str] = {}
+    for start in range(0, len(wanted), _BATCH):  # first without a transaction: usually all are there
+        batch = wanted[start : start + _BATCH]
+        found, stale = await _stored(batch, key)
+        tokens.update(found)
+        if len(found) < len(batch):
+            break
+    if len(tokens) == len(wanted):
+        return tokens
+    tokens = {}
     async with MemberLink._meta.db.transaction():
         for start in range(0, len(wanted), _BATCH):
             batch = wanted[start : start + _BATCH]
-            stale: list[int] = []
-            rows = await MemberLink.select(MemberLink.member, MemberLink.nonce, MemberLink.token_hash).where(
-                MemberLink.member.is_in(batch)
-            )
-            for row in rows:
-                token = token_of(key, row["nonce"], row["member"])
-                if hmac.compare_digest(token_hash(token), row["token_hash"]):
-                    tokens[row["member"]] = token
-                else:
-                    stale.append(row["member"])
+            found, stale = await _stored(batch, key)
+            tokens.update(found)
             for member_id in stale:
                 tokens[member_id] = await _replace(member_id, key, now)
             missing = [m for m in batch if m not in tokens]

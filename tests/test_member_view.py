@@ -105,7 +105,9 @@ async def test_a_buyer_reaches_only_the_branchs_members(client, world):
 async def test_the_view_shows_exactly_the_members_quota_and_allocations(client, world):
     links = await links_of(world.buyer)
     first, second = world.members[0], world.members[1]
-    empty = (await view(client, links[first])).json()
+    r = await view(client, links[first])
+    assert set(r.headers["cache-control"].split(", ")) == {"private", "no-store"}
+    empty = r.json()
     assert empty == {
         "year": 2026,
         "member": {"member_no": "A0000", "name": "职工A0"},
@@ -219,3 +221,19 @@ async def test_the_members_page_exports_and_renews_links(client, world):
     assert_problem(await view(client, links[world.members[0]]), 404, "not_found")
     assert (await view(client, (await links_of(world.buyer))[world.members[0]])).status_code == 200
     assert (await post_form(client, f"/members/{world.other_members[0]}/link")).status_code == 403
+
+
+async def test_links_outlive_a_new_secret_until_printed_again(app, client, world):
+    before = await links_of(world.buyer)
+    settings = app.state.settings
+    app.state.settings = msgspec.structs.replace(settings, secret_key="another-secret-" + "x" * 40)
+    try:
+        assert (await view(client, before[world.members[0]])).status_code == 200  # found by its hash, as before
+        after = await links_of(world.buyer)  # printed again: the old secret's links are replaced
+        assert set(after) == set(before) and not set(after.values()) & set(before.values())
+        for member in world.members:
+            assert_problem(await view(client, before[member]), 404, "not_found")
+            assert (await view(client, after[member])).status_code == 200
+        assert await links_of(world.buyer) == after
+    finally:
+        app.state.settings = settings

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.datastructures import CacheControlHeader
 from litestar.params import PathParameter, QueryParameter
 
 from budgets import ledger, links
@@ -19,7 +20,7 @@ from shop.member_view.view import member_view
 from shop.reports.export import Column, Format, respond
 
 ExportFormat = Annotated[Format, QueryParameter(name="format")]
-Token = Annotated[str, PathParameter(max_length=200)]
+Token = Annotated[str, PathParameter(description="the member's link token (unknown or malformed: 404)")]
 
 LINK_COLUMNS = [Column("member_no", "会员编号"), Column("name", "姓名"), Column("status", "状态"), Column("url", "额度查询链接")]
 
@@ -77,7 +78,7 @@ class MemberViewController(Controller):
     path = "/api/member-view"
     opt = {"exclude_from_auth": True, "problems": (429,)}
 
-    @get("/{token:str}", cache_control=None)
+    @get("/{token:str}", cache_control=CacheControlHeader(private=True, no_store=True))
     async def view(self, request: Request, token: Token) -> MemberViewOut:
         """This year's quota of the member whose link it is, and each allocation (public)."""
         view = await view_of_token(request, token)
