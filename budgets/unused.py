@@ -4,8 +4,8 @@ per branch and rolled up the union tree. The quota must be used by 31 December.
 A member counts when active (an inactive member gets no new allocations, so what is left
 cannot be used) and `cap - spent - held > 0` (`remaining_fen` as the branch's budget page
 computes it; a hold still counts as used). Set-based: one grouped query for the figures of
-every branch of a subtree, one query (paged for an export) for the members, whatever the
-number of members; the union tree is read once."""
+every branch of a subtree, one query for the members (an export: one per batch of whole
+branches), whatever the number of members; the union tree is read once."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from budgets.checks import check_year
 from budgets.policy import cap_for_year
 from budgets.tables import Member, Union
 from budgets.unions import subtree_prefix
-from common.sql import pages, read_snapshot
+from common import sql
+from common.sql import read_snapshot
 
 _USED = 'COALESCE(b."spent_fen", 0) + COALESCE(b."held_fen", 0)'
 _FROM = (
@@ -51,17 +52,17 @@ async def branch_summary(branch_id: int, year: int) -> dict[str, int]:
     return (await branch_figures(branch_id, year)).get(branch_id, {"members_with_quota": 0, "remaining_fen": 0})
 
 
-async def _member_rows(params: list[Any], cap: int, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-    sql = (
+async def _member_rows(params: list[Any], cap: int, branch_ids: list[int] | None = None) -> list[dict[str, Any]]:
+    query = (
         f'SELECT m."union" AS union_id, u."code" AS branch_code, u."name" AS branch_name, m."member_no" AS member_no,'
         f' m."name" AS name, {{}} - ({_USED}) AS remaining_fen{_FROM}'
-        ' ORDER BY u."code", m."member_no", m."id"'
     )
     args = [cap, *params]
-    if limit is not None:
-        sql += " LIMIT {} OFFSET {}"
-        args += [limit, offset]
-    return [{**r, "remaining_fen": int(r["remaining_fen"])} for r in await Member.raw(sql, *args)]
+    if branch_ids is not None:
+        query += ' AND m."union" IN (' + ", ".join("{}" for _ in branch_ids) + ")"
+        args += branch_ids
+    query += ' ORDER BY u."code", m."member_no", m."id"'
+    return [{**r, "remaining_fen": int(r["remaining_fen"])} for r in await Member.raw(query, *args)]
 
 
 async def members_with_quota(root_id: int | None, year: int) -> list[dict[str, Any]]:
@@ -71,12 +72,29 @@ async def members_with_quota(root_id: int | None, year: int) -> list[dict[str, A
     return await _member_rows(params, cap)
 
 
+_BRANCHES_A_QUERY = 500  # keeps the IN list well under both drivers' parameter limits
+
+
 async def member_batches(root_id: int | None, year: int) -> AsyncIterator[list[dict[str, Any]]]:
-    """`members_with_quota` batch by batch, in one read snapshot (an export)."""
+    """`members_with_quota` batch by batch, in one read snapshot (an export). The branches'
+    counts say which branches make a batch of about `common.sql.BATCH` members: each query
+    reads whole branches through the members' (branch, member_no) index, never an OFFSET."""
     async with read_snapshot(Member):
         params, cap = await _scope(root_id, year)
-        async for page in pages(lambda limit, offset: _member_rows(params, cap, limit, offset)):
-            yield page
+        figures = await branch_figures(root_id, year)
+        if not figures:
+            return
+        codes = await Union.select(Union.id, Union.code).where(Union.id.is_in(sorted(figures)))
+        group: list[int] = []
+        size = 0
+        for row in sorted(codes, key=lambda r: r["code"]):
+            group.append(row["id"])
+            size += figures[row["id"]]["members_with_quota"]
+            if size >= sql.BATCH or len(group) >= _BRANCHES_A_QUERY:
+                yield await _member_rows(params, cap, group)
+                group, size = [], 0
+        if group:
+            yield await _member_rows(params, cap, group)
 
 
 async def unused_tree(root_id: int | None, year: int, *, with_members: bool = True) -> dict[str, Any]:
