@@ -348,23 +348,41 @@ async def branch_budget(union_id: int, year: int) -> dict:
     }
     items = []
     for m in members:
-        budget = budgets.get(m["id"])
-        spent = budget["spent_fen"] if budget else 0
-        held = budget["held_fen"] if budget else 0
-        if not m["active"] and not spent and not held:
+        item = _budget_item(m, budgets.get(m["id"]), cap)
+        if not m["active"] and not item["spent_fen"] and not item["held_fen"]:
             continue
-        items.append(
-            {
-                "member_id": m["id"],
-                "member_no": m["member_no"],
-                "name": m["name"],
-                "active": bool(m["active"]),
-                "spent_fen": spent,
-                "held_fen": held,
-                "remaining_fen": max(cap - spent - held, 0),
-            }
-        )
+        items.append(item)
     return {"union_id": union_id, "year": year, "cap_fen": cap, "members": items}
+
+
+def _budget_item(member: dict, budget: dict | None, cap: int) -> dict:
+    """One member's line of a branch's budget (no budget row: nothing spent or held)."""
+    spent = budget["spent_fen"] if budget else 0
+    held = budget["held_fen"] if budget else 0
+    return {
+        "member_id": member["id"],
+        "member_no": member["member_no"],
+        "name": member["name"],
+        "active": bool(member["active"]),
+        "spent_fen": spent,
+        "held_fen": held,
+        "remaining_fen": max(cap - spent - held, 0),
+    }
+
+
+async def member_budget(member_id: int, year: int) -> dict | None:
+    """One member's line of `branch_budget` with the year's cap: `{member_id, union_id,
+    member_no, name, active, cap_fen, spent_fen, held_fen, remaining_fen}`, or None when
+    there is no such member (what the member's own page shows)."""
+    check_year(year)
+    member = await Member.select(*_MEMBER_COLUMNS).where(Member.id == member_id).first()
+    if member is None:
+        return None
+    budget = await MemberBudget.select(MemberBudget.held_fen, MemberBudget.spent_fen).where(
+        (MemberBudget.member == member_id) & (MemberBudget.year == year)
+    ).first()
+    cap = await cap_for_year(year)
+    return {**_budget_item(member, budget, cap), "union_id": member["union"], "cap_fen": cap}
 
 
 async def members_by_id(ids: Iterable[int]) -> dict[int, dict]:

@@ -43,6 +43,17 @@ class Member(Table, tablename="budget_member"):
     member_member_no_unique = Unique([union, member_no])
 
 
+class MemberLink(Table, tablename="budget_member_link"):
+    """A member's read-only link (budgets/links.py): the token is never stored. `nonce` and
+    the app's secret give it back (to print it again); `token_hash` (sha256 of the token)
+    finds the member. A new nonce and hash end the old link."""
+
+    member = ForeignKey(Member, null=False, unique=True, on_delete=OnDelete.restrict)
+    nonce = Varchar(length=32)
+    token_hash = Varchar(length=64, unique=True)
+    created_at = Timestamptz()
+
+
 class CapPolicy(Table, tablename="budget_cap_policy"):
     year = Integer(unique=True)
     cap_fen = Integer()

@@ -51,6 +51,7 @@ def _route_handlers() -> list:
     from shop import operations
     from shop.auth import api as auth_api
     from shop.fulfilment import api as fulfilment_api
+    from shop.member_view import api as member_view_api
     from shop.notifications import api as notifications_api
     from shop.orders import api as orders_api
     from shop.payments import api as payments_api
@@ -60,7 +61,7 @@ def _route_handlers() -> list:
     handlers: list = []
     modules = (
         operations, auth_api, orders_api, payments_api, fulfilment_api, notifications_api,
-        reports_api, catalog_api, budgets_api, web_pages,
+        reports_api, catalog_api, budgets_api, member_view_api, web_pages,
     )
     for module in modules:
         for group, controllers in module.ROUTES.items():

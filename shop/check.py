@@ -93,6 +93,7 @@ def settings_findings(settings: Settings, environ: Mapping[str, str]) -> list[Fi
     positive = (
         "token_ttl_hours",
         "login_rate_limit",
+        "member_view_rate_limit",
         "hold_minutes",
         "transfer_hold_days",
         "expiry_interval_seconds",

@@ -16,6 +16,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     secret_key: str = ""
     token_ttl_hours: int = 12
     login_rate_limit: int = 10  # attempts a minute per client address and username
+    member_view_rate_limit: int = 60  # members' link pages and API: requests a minute per client address
     # where the counters every server process shares live (login limits, revoked tokens):
     # Redis when set (redis://host:port/db), else the database
     redis_url: str = ""

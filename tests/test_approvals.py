@@ -272,3 +272,17 @@ async def test_expiry_racing_an_approval_has_one_outcome(app, approving):
     assert answer.status_code == 200 and expired == 0
     assert await budget(world.members[0]) == (10000, 0)
     assert await ledger_ok()
+
+
+async def test_the_member_sees_a_waiting_order_as_held(approving, client):
+    world = approving
+    order = await waiting_order(world, boxes=2)
+    r = await world.buyer.post(f"/api/members/{world.members[0]}/link")
+    assert r.status_code == 200, r.text
+    token = r.json()["url"].rsplit("/", 1)[1]
+    view = (await client.get(f"/api/member-view/{token}")).json()
+    assert (view["held_fen"], view["spent_fen"], view["remaining_fen"]) == (10000, 0, 50000)
+    [item] = view["items"]
+    assert item["status"] == "pending_approval" and item["amount_fen"] == 10000 and item["products"] == ["毕节高山绿茶 250克"]
+    assert set(item) == {"date", "products", "amount_fen", "refunded_fen", "status"}  # nothing of the order but this
+    assert order["status"] == "pending_approval"

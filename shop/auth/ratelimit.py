@@ -1,4 +1,4 @@
-"""The login limit: at most `LOGIN_RATE_LIMIT` attempts a minute per client address and
+"""The login limit (and the members' link pages' limit, `count_address`): at most `LOGIN_RATE_LIMIT` attempts a minute per client address and
 username, right or wrong, counted where every server process and worker sees the same
 number, by one atomic step per attempt: an `INSERT … ON CONFLICT … DO UPDATE … RETURNING`
 in the database, or `INCR` in Redis when `REDIS_URL` is set. Windows are fixed minutes;
@@ -59,6 +59,17 @@ async def count_login_attempt(request: Any, username: str) -> None:
     attempts, left = await count_attempt(attempt_key(client, username), utcnow(), state.redis)
     if attempts > state.settings.login_rate_limit:
         raise problem("rate_limited", "too many login attempts; wait for the next minute", headers={"Retry-After": str(left)})
+
+
+async def count_address(request: Any, purpose: str, limit: int) -> None:
+    """Count one request of this client address for `purpose` (the members' link pages: one
+    count over the page and the API), in the same windows as the login limit; over `limit`
+    a minute: `rate_limited` with `Retry-After`, before anything is looked up."""
+    client = request.client.host if request.client else "unknown"
+    # "\x00" cannot start a username: these counts never meet a login's
+    attempts, left = await count_attempt(attempt_key(client, "\x00" + purpose), utcnow(), request.app.state.redis)
+    if attempts > limit:
+        raise problem("rate_limited", "too many requests from this address; wait for the next minute", headers={"Retry-After": str(left)})
 
 
 async def purge_attempts(now: datetime) -> int:

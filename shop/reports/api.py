@@ -14,7 +14,7 @@ from typing import Annotated, Any, AsyncIterator
 from litestar import Controller, Request, get
 from litestar.params import FromQuery, QueryParameter
 
-from budgets import audit, ledger, members, policy, targets, unions
+from budgets import audit, ledger, members, policy, targets, unions, unused
 from budgets.states import Level, LedgerKind
 from catalog import suppliers
 from common.errors import invalid
@@ -76,6 +76,14 @@ TARGET_COLUMNS = [
     Column("target_fen", "目标(元)", "fen"),
     Column("progress", "完成率", "ratio"),
     Column("parent_code", "上级代码"),
+]
+
+
+UNUSED_COLUMNS = [
+    Column("branch_code", "基层工会"),
+    Column("branch_name", "基层工会名称"),
+    *MEMBER_COLUMNS,
+    Column("remaining_fen", "剩余额度(元)", "fen"),
 ]
 
 
@@ -164,6 +172,17 @@ class ReportController(Controller):
         tree = await targets.targets_tree(root, year)
         body = {**tree, "year": year, "cap_fen": await policy.cap_for_year(year)}
         return await respond(fmt, _flatten([tree]), TARGET_COLUMNS, f"消费帮扶目标完成情况-{year}", body, "目标完成情况")
+
+    @get("/unused")
+    async def unused(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:
+        """The members with quota left this year (to be used by 31 December), per branch and
+        rolled up the tree; the CSV/XLSX lists the members."""
+        root = await scope.scope_root(request.user, union_id)
+        year = _year(year)
+        if fmt != "json":
+            return await export(fmt, unused.member_batches(root, year), UNUSED_COLUMNS, f"剩余额度会员-{year}", "剩余额度")
+        tree = await unused.unused_tree(root, year)
+        return {**tree, "year": year, "cap_fen": await policy.cap_for_year(year)}
 
     @get("/regions")
     async def regions(self, request: Request, year: Year = None, union_id: UnionId = None, fmt: ExportFormat = "json") -> Any:

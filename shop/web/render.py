@@ -4,6 +4,7 @@ errors as pages (a login redirect, a 403 page) instead of problem+json."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -12,7 +13,8 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
 
-from budgets import checks, ledger
+from budgets import checks, ledger, unused
+from common.clock import local
 from common.errors import DomainError
 from shop.auth.accounts import Principal
 from shop.auth.tokens import principal_of_request
@@ -58,6 +60,7 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
         ("/admin/policy", "额度与审批"),
         ("/admin/targets", "帮扶目标"),
         ("/reports/targets", "目标完成"),
+        ("/reports/unused", "剩余额度"),
         ("/audit/members", "额度审计"),
         ("/audit/ledger", "额度流水"),
         ("/audit/trail", "操作记录"),
@@ -67,6 +70,7 @@ NAV: dict[str | None, list[tuple[str, str]]] = {
     ],
     "auditor": [
         ("/reports/targets", "目标完成"),
+        ("/reports/unused", "剩余额度"),
         ("/audit/members", "额度审计"),
         ("/audit/ledger", "额度流水"),
         ("/audit/trail", "操作记录"),
@@ -87,6 +91,7 @@ NOTICES = {
     "placed": "订单已提交，额度已为所选会员预留。",
     "cancelled": "订单已取消，预留的额度和库存已释放。",
     "added": "会员已添加。",
+    "link": "已更换该会员的额度查询链接，原链接和已打印的二维码已失效；请重新下载或打印。",
     "created": "商品已保存为草稿，可以提交审核了。",
     "saved": "修改已保存。",
     "submitted": "已提交审核，请等待管理员审核。",
@@ -160,6 +165,7 @@ def render(
             "user": user,
             "nav": NAV.get(user.role if user else None, NAV[None]),
             "unread": getattr(request.state, "unread", 0) if user else 0,
+            "yearend": getattr(request.state, "yearend", None) if user else None,
             "path": request.url.path,
             "qs": lambda **changes: query_url(request, **changes),
             **context,
@@ -316,10 +322,26 @@ def page_aware(api_handlers: dict[Any, Any]) -> dict[Any, Any]:
 
 
 async def before_page(request: Request) -> None:
-    """Before a page: how many of the user's notifications are unread (the bell in the top bar)."""
+    """Before a page: how many of the user's notifications are unread (the bell in the top bar),
+    and from 1 December a buyer's members with quota left (the year-end banner)."""
     user = user_of(request)
     if user is not None and not is_htmx(request) and request.method == "GET":
         request.state.unread = await unread_count(user.id)
+        if user.role == "buyer" and user.union_id is not None:
+            request.state.yearend = await year_end(user.union_id, clock(request))
+
+
+YEAR_END_MONTH = 12  # the quota must be used by 31 December: the banner shows all December
+
+
+async def year_end(branch_id: int, now: datetime) -> dict[str, int] | None:
+    """In December (Shanghai): `{year, members_with_quota, remaining_fen}` of the branch, when
+    any member has quota left; else None."""
+    today = local(now)
+    if today.month != YEAR_END_MONTH:
+        return None
+    summary = await unused.branch_summary(branch_id, today.year)
+    return {**summary, "year": today.year} if summary["members_with_quota"] else None
 
 
 class Page(Controller):

@@ -10,6 +10,7 @@ from shop.web.pages import (
     branch,
     catalog,
     invoices,
+    member_view,
     members,
     notifications,
     orders,
@@ -21,10 +22,10 @@ from shop.web.pages import (
 )
 
 ROUTES = {
-    "public": [account.LoginPages, catalog.CatalogPages],
+    "public": [account.LoginPages, catalog.CatalogPages, member_view.MemberViewPages],
     "any": [account.HomePage, users.PasswordPages, notifications.NotificationPages, after_sales.AfterSalePages],
     "buyer": [basket.ShopPages, members.MemberPages, members.BudgetPages, branch.BranchPages, shipments.ReceiptPages,
-              invoices.InvoiceDecisionPages],
+              invoices.InvoiceDecisionPages, member_view.ReceiptSheetPages],
     "orders": [orders.OrderPages],
     "reader": [settlement.StatementPages],
     "seller": [settlement.SettlementPages],

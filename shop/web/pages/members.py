@@ -15,10 +15,11 @@ from litestar.response import Redirect, Template
 from budgets import members, unions
 from common.errors import DomainError
 from common.schemas import PathId
+from shop.member_view import links as member_links
 from shop.reports.export import XLSX_TYPE
 from shop.web import ui
 from shop.web.forms import IMPORT_MAX_BYTES, page_number
-from shop.web.render import Page, is_htmx, pager, render, status_of, year_of, years_for
+from shop.web.render import Page, clock, is_htmx, pager, render, status_of, year_of, years_for
 
 # --- buyer: members and their yearly budget -----------------------------------------------------------
 
@@ -58,6 +59,12 @@ class MemberPages(Page):
         if is_htmx(request):
             return render(request, "_member_row.html", m=member)
         return Redirect(path="/members?ok=saved", status_code=303)
+
+    @post("/members/{member_id:int}/link", status_code=200)
+    async def new_link(self, request: Request, member_id: PathId) -> Response:
+        """A new read-only link for the member: the old one (and its printed QR codes) ends."""
+        await member_links.regenerate(member_id, request.user.union_id, request.app.state.settings, clock(request))
+        return Redirect(path="/members?ok=link", status_code=303)
 
     @post("/members/import", status_code=200, request_max_body_size=IMPORT_MAX_BYTES)
     async def import_csv(self, request: Request) -> Template:

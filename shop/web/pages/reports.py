@@ -10,7 +10,7 @@ from litestar import Request, get
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from budgets import audit, checks, members, policy, targets, unions
+from budgets import audit, checks, members, policy, targets, unions, unused
 from common.schemas import query_name
 from shop.auth import scope
 from shop.reports import trail
@@ -77,6 +77,25 @@ class ReportPages(Page):
             cap_fen=await policy.cap_for_year(chosen),
             root_union=root_union,
             parent_link=parent_link,
+            export=export,
+        )
+
+    @get("/reports/unused")
+    async def unused(self, request: Request, year: FromQuery[str | None] = None, union_id: FromQuery[str | None] = None) -> Template:
+        """The year-end push: per branch (rolled up the tree) the members with quota left and how
+        much; the members themselves are in the export."""
+        chosen = year_of(request, year)
+        root = await scope.scope_root(request.user, int_or_none(union_id))
+        tree = await unused.unused_tree(root, chosen, with_members=False)
+        root_union = await unions.get_union(root) if root is not None else None
+        export = urlencode({k: v for k, v in {"year": chosen, "union_id": root}.items() if v is not None})
+        return render(
+            request,
+            "reports_unused.html",
+            rows=_flatten([tree]),
+            year=chosen,
+            years=years_for(request),
+            root_union=root_union,
             export=export,
         )
 
