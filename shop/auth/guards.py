@@ -12,7 +12,7 @@ from shop.errors import problem
 def require_roles(*roles: str):
     """A guard: the caller must hold one of `roles`."""
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # async: a sync guard runs in a thread
         user = connection.user if "user" in connection.scope else None
         if not isinstance(user, Principal):
             raise problem("unauthenticated", "log in first")

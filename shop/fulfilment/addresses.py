@@ -1,7 +1,7 @@
 """A branch's delivery addresses (收货地址): at most one is the default (a partial unique
 index keeps it so under any concurrency); a branch's first address is its default; when
 the default is deleted, the oldest address left becomes the default. An order copies the
-address it was placed with (`delivery_for`), so later edits do not change it."""
+address it was placed with (`delivery_row` and `delivery_of`), so later edits do not change it."""
 
 from __future__ import annotations
 
@@ -102,19 +102,33 @@ async def delete_address(branch_id: int, address_id: int) -> None:
     await _write(run)
 
 
-async def delivery_for(branch_id: int, address_id: int | None) -> dict[str, str] | None:
-    """The copy an order keeps: the named address (of this branch) or the branch's default;
-    None when the branch has no address (and none was named)."""
+async def delivery_row(branch_id: int, address_id: int | None) -> dict[str, Any] | None:
+    """The named address (any branch's) or the branch's default: `branch, name, phone, address`."""
+    query = A.select(A.branch, A.name, A.phone, A.address)
     if address_id is not None:
-        row = await A.select().where(A.id == address_id).first()
-        if row is None:
+        return await query.where(A.id == address_id).first()
+    return await query.where((A.branch == branch_id) & (A.is_default == True)).first()  # noqa: E712
+
+
+# The same lookup as `delivery_row`, as a part of another statement (placing reads it with
+# the order's other first facts): `{branch}`, `{address_id}` its parameters (placeholders `{}`
+# in that order), answering `branch, name, phone, address` or no row.
+DELIVERY_LATERAL_SQL = (
+    "SELECT branch, name, phone, address FROM shop_delivery_address "
+    "WHERE CASE WHEN {}::integer IS NULL THEN branch = {} AND is_default ELSE id = {}::integer END LIMIT 1"
+)
+
+
+def delivery_of(row: dict[str, Any] | None, branch_id: int, address_id: int | None) -> dict[str, str] | None:
+    """The copy an order keeps, from the address row found (`branch, name, phone, address`, or
+    None): `not_found` for a named address that does not exist, `forbidden` for another
+    branch's."""
+    if row is None:
+        if address_id is not None:
             raise DomainError("not_found", f"address {address_id} does not exist", field="address_id")
-        if row["branch"] != branch_id:
-            raise DomainError("forbidden", "this address belongs to another branch", field="address_id")
-    else:
-        row = await A.select().where((A.branch == branch_id) & (A.is_default == True)).first()  # noqa: E712
-        if row is None:
-            return None
+        return None
+    if row["branch"] != branch_id:
+        raise DomainError("forbidden", "this address belongs to another branch", field="address_id")
     return {"name": row["name"], "phone": row["phone"], "address": row["address"]}
 
 

@@ -25,7 +25,7 @@ from common.errors import DomainError, invalid
 from common.sql import CtePart, is_postgres, is_unique_violation
 from shop.auth.accounts import Principal
 from shop.db import after_commit
-from shop.fulfilment.addresses import delivery_for
+from shop.fulfilment.addresses import DELIVERY_LATERAL_SQL, delivery_of, delivery_row
 from shop.orders import approval, cancellation, lifecycle, queries
 from shop.orders.schemas import OrderIn, OrderOut
 from shop.orders.states import OrderAction, OrderStatus
@@ -73,30 +73,43 @@ def _replay(existing: dict, digest: str) -> int:
 
 @dataclass
 class Opening:
-    """What placing reads first, in one statement: the id the next order will have
-    (PostgreSQL only, else None), the branch's order already placed with this
-    Idempotency-Key (if any) and the branch's approval rule."""
+    """What placing reads first, in one statement on PostgreSQL: the id the next order will
+    have (PostgreSQL only, else None), the branch's order already placed with this
+    Idempotency-Key (if any), the branch's approval rule and the delivery address to copy
+    (the named one, or the branch's default: `address`, its row or None, checked by
+    `delivery()` once a replay is ruled out)."""
 
     order_id: int | None
     existing: dict[str, Any] | None
     approval_above_fen: int | None
+    address: dict[str, Any] | None
+
+    def delivery(self, branch_id: int, address_id: int | None) -> dict[str, str]:
+        return delivery_of(self.address, branch_id, address_id) or {}
 
 
-async def opening(branch_id: int, key: str) -> Opening:
+async def opening(branch_id: int, key: str, address_id: int | None) -> Opening:
     if not is_postgres(Order):
         found = await Order.select(Order.id, Order.request_hash).where(
             (Order.branch == branch_id) & (Order.idempotency_key == key)
         ).first()
         rule = await Union.select(Union.approval_above_fen).where(Union.id == branch_id).first()
-        return Opening(None, found, rule["approval_above_fen"] if rule else None)
+        address = await delivery_row(branch_id, address_id)
+        return Opening(None, found, rule["approval_above_fen"] if rule else None, address)
     [row] = await Order.raw(
         "SELECT nextval(pg_get_serial_sequence('shop_order', 'id')) AS next_id, o.id, o.request_hash, "
-        "(SELECT approval_above_fen FROM budget_union WHERE id = {}) AS approval_above_fen "
-        "FROM (SELECT 1) AS one LEFT JOIN shop_order o ON o.branch = {} AND o.idempotency_key = {}",
-        branch_id, branch_id, key,
+        "(SELECT approval_above_fen FROM budget_union WHERE id = {}) AS approval_above_fen, "
+        "a.branch AS address_branch, a.name AS address_name, a.phone AS address_phone, a.address AS address_text "
+        "FROM (SELECT 1) AS one LEFT JOIN shop_order o ON o.branch = {} AND o.idempotency_key = {} "
+        f"LEFT JOIN LATERAL ({DELIVERY_LATERAL_SQL}) a ON true",
+        branch_id, branch_id, key, address_id, branch_id, address_id,
     )
     existing = {"id": row["id"], "request_hash": row["request_hash"]} if row["id"] is not None else None
-    return Opening(row["next_id"], existing, row["approval_above_fen"])
+    address = None
+    if row["address_branch"] is not None:
+        address = {"branch": row["address_branch"], "name": row["address_name"], "phone": row["address_phone"],
+                   "address": row["address_text"]}
+    return Opening(row["next_id"], existing, row["approval_above_fen"], address)
 
 
 async def find_by_key(branch_id: int, key: str) -> dict | None:
@@ -131,10 +144,10 @@ async def place_order(
     `pending_approval` for `approval_time`, with its approval row, and its approvers are
     told (`approval.request`); it holds exactly as a payable order does. One transaction,
     in the lock order budget rows (ascending member id), then product rows (ascending id).
-    On PostgreSQL it is 7 round trips for a one-product order: BEGIN; the next order id
-    with the key's earlier order and the branch's approval rule; the cap gate;
-    the members' budget rows made where missing; the product's conditional UPDATE; the
-    budget rows locked with the cap; one statement writing the order, its event, lines,
+    On PostgreSQL it is 8 round trips for a one-product order: BEGIN; the next order id
+    with the key's earlier order, the branch's approval rule and the delivery address; the
+    cap gate; the members' budget rows made where missing; those rows locked with the cap;
+    the product's conditional UPDATE; one statement writing the order, its event, lines,
     allocations, ledger entries and budgets; COMMIT."""
     if not 1 <= len(key) <= 64:
         raise invalid("Idempotency-Key", "required, 1 to 64 characters")
@@ -144,11 +157,11 @@ async def place_order(
     year = ledger.budget_year(now)
     try:
         async with Order._meta.db.transaction():
-            opened = await opening(branch_id, key)
+            opened = await opening(branch_id, key, body.address_id)
             order_id = opened.order_id
             if opened.existing:
                 return _replay(opened.existing, digest), None
-            delivery = await delivery_for(branch_id, body.address_id) or {}
+            delivery = opened.delivery(branch_id, body.address_id)
             await policy.hold_gate()
             await ledger.ensure_budgets(member_ids, year, union_id=branch_id)
             held = await ledger.lock_for_hold(member_ids, year, union_id=branch_id)
