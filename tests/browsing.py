@@ -26,6 +26,15 @@ SHOTS = Path(os.environ.get("SHOP_SCREENSHOTS") or Path(__file__).resolve().pare
 expect = sync_api.expect
 
 
+@pytest.fixture(scope="module")
+def server(app):
+    """The real server (`shop serve`, one worker) for one browser test module."""
+    from tests.server import running_server
+
+    with running_server(workers=1) as url:
+        yield url
+
+
 @contextmanager
 def browser():
     """Chromium, for the length of one test. Playwright's sync API runs its own event loop

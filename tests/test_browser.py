@@ -13,17 +13,11 @@ import httpx
 import pytest
 
 from budgets import ledger, targets
+from tests.browsing import server  # noqa: F401  (the fixture)
 from tests.browsing import browser_page, expect, log_in, shoot
-from tests.server import running_server
 from tests.world import add_members, add_union, build_world
 
 pytestmark = pytest.mark.slow_suite
-
-
-@pytest.fixture(scope="module")
-def server(app):
-    with running_server(workers=1) as url:
-        yield url
 
 
 @pytest.fixture

@@ -12,17 +12,11 @@ import re
 import pytest
 
 from catalog import service as catalog
+from tests.browsing import server  # noqa: F401  (the fixture)
 from tests.browsing import DESK, PHONE, browser, expect, fits_the_phone, log_in, shoot, tab
-from tests.server import running_server
 from tests.world import build_world
 
 pytestmark = pytest.mark.slow_suite
-
-
-@pytest.fixture(scope="module")
-def server(app):
-    with running_server(workers=1) as url:
-        yield url
 
 
 @pytest.fixture
