@@ -40,7 +40,6 @@ ROLE_GROUPS: dict[str, tuple[str, ...]] = {
     "reader": ("admin", "auditor", "buyer"),
     "orders": ("admin", "auditor", "buyer", "approver"),  # the orders' pages
     "seller": ("admin", "supplier"),
-    "approver": ("admin", "approver"),  # admins see every branch's approvals
     "any": ("admin", "buyer", "supplier", "auditor", "approver"),
 }
 

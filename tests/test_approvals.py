@@ -286,3 +286,38 @@ async def test_the_member_sees_a_waiting_order_as_held(approving, client):
     assert item["status"] == "pending_approval" and item["amount_fen"] == 10000 and item["products"] == ["毕节高山绿茶 250克"]
     assert set(item) == {"date", "products", "amount_fen", "refunded_fen", "status"}  # nothing of the order but this
     assert order["status"] == "pending_approval"
+
+
+async def test_a_buyer_who_also_approves_never_decides_their_own_order(approving, client):
+    """One person may buy and approve (a union chair who buys: `approves`); their own orders
+    still wait for another approver."""
+    from tests.conftest import login
+
+    world = approving
+    name = unique("chair")
+    r = await world.admin.post("/api/admin/users", json={
+        "username": name, "password": "password-123", "role": "buyer", "union_id": world.branch, "approves": True,
+    })
+    assert r.status_code == 201 and r.json()["approves"] is True, r.text
+    for role, extra in (("auditor", {"union_id": world.district}), ("approver", {"union_id": world.branch}), ("admin", {})):
+        r = await world.admin.post("/api/admin/users", json={
+            "username": unique("x"), "password": "password-123", "role": role, "approves": True, **extra,
+        })
+        assert_problem(r, 400, "validation_failed")
+    chair = await login(client, name, "password-123")
+    assert (await chair.get("/api/me")).json()["approves"] is True
+    own = (await place(chair, tea_order(world), "chair-1")).json()
+    theirs = await waiting_order(world, key="buyer-1")
+    assert own["status"] == "pending_approval"
+    # told of both (an approver), sees both, decides the other buyer's only
+    assert {n["order_id"] for n in (await inbox(chair))["items"] if n["kind"] == "approval_requested"} == {own["id"], theirs["id"]}
+    assert (await chair.get("/api/approvals")).json()["total"] == 2
+    body = assert_problem(await chair.post(f"/api/orders/{own['id']}/approve"), 403, "forbidden")
+    assert "placed themselves" in body["detail"]
+    assert_problem(await chair.post(f"/api/orders/{own['id']}/reject", json={"reason": "自己的"}), 403, "forbidden")
+    assert await order_status(own["id"]) == "pending_approval"
+    assert (await chair.post(f"/api/orders/{theirs['id']}/approve")).status_code == 200
+    assert (await world.approver.post(f"/api/orders/{own['id']}/approve")).status_code == 200  # another approver may
+    # a plain buyer neither lists nor decides
+    assert_problem(await world.buyer.get("/api/approvals"), 403, "forbidden")
+    assert await ledger_ok()

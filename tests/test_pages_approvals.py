@@ -121,3 +121,27 @@ async def test_the_admin_sets_rules_on_a_page(client, world):
     assert r.status_code == 303
     page = text_of((await client.get("/admin/approval")).text)
     assert "MM-001" in page and "超过 ¥1,234.50" in page and "GZ-TH-001" not in page
+
+
+async def test_a_buyer_who_approves_has_both_pages(client, world, make_user):
+    r = await world.admin.post("/api/admin/users", json={
+        "username": "chair1", "password": "password-123", "role": "buyer", "union_id": world.branch, "approves": True,
+    })
+    assert r.status_code == 201, r.text
+    order = await waiting(world)
+    r = await page_login_as(client, "chair1")
+    page = await client.get("/shop")
+    assert '<a href="/approvals"' in page.text and '<a href="/shop"' in page.text
+    assert f"订单 #{order['id']}" in text_of((await client.get("/approvals")).text)
+    assert (await post_form(client, f"/approvals/{order['id']}/approve")).status_code == 303
+    assert await status(order["id"]) == "pending_payment"
+    await as_user(client, world.buyer)  # a plain buyer has no approvals in its navigation
+    assert '<a href="/approvals"' not in (await client.get("/shop")).text
+
+
+async def page_login_as(client, username):
+    from tests.test_web import page_login
+
+    r = await page_login(client, username)
+    assert r.status_code == 303, r.text
+    return r

@@ -35,11 +35,17 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     union_id: int | None = None
     supplier_id: int | None = None
     token_version: int = 0  # the account's, when it was loaded: a new token carries it
+    approves: bool = False  # a buyer who may also decide the branch's orders waiting for approval
+
+    @property
+    def may_approve(self) -> bool:
+        """An approver, or a buyer who also holds the approver's part (`approves`)."""
+        return self.role == "approver" or (self.role == "buyer" and self.approves)
 
 
 
 _PRINCIPAL_SQL = (
-    'SELECT id, username, role, "union", supplier, token_version FROM '
+    'SELECT id, username, role, "union", supplier, token_version, approves FROM '
     + User._meta.tablename + " WHERE id = {} AND active"
 )
 
@@ -55,6 +61,7 @@ def _principal(row: dict[str, Any]) -> Principal:
         union_id=row["union"],
         supplier_id=row["supplier"],
         token_version=row["token_version"],
+        approves=bool(row["approves"]),
     )
 
 
@@ -106,6 +113,7 @@ async def create_user(
     supplier_id: int | None = None,
     email: str | None = None,
     actor_id: int | None = None,
+    approves: bool = False,
 ) -> Principal:
     """Create an account (`actor_id`: the admin who did it; None from the CLI and the
     seeds); the role decides which scope it needs.
@@ -117,6 +125,8 @@ async def create_user(
         raise ShopError("validation_failed", f"a {role} needs a union_id", errors=[{"field": "union_id", "message": "required for this role"}])
     if role == "approver" and not await Union.exists().where((Union.id == union_id) & (Union.level == Level.branch)):
         raise ShopError("validation_failed", "an approver decides one branch's orders: union_id must be a branch (基层工会)", errors=[{"field": "union_id", "message": "must be a branch"}])
+    if approves and role != "buyer":
+        raise ShopError("validation_failed", "only a buyer also approves (an approver account approves by its role)", errors=[{"field": "approves", "message": "only for a buyer"}])
     if role == "supplier" and supplier_id is None:
         raise ShopError("validation_failed", "a supplier needs a supplier_id", errors=[{"field": "supplier_id", "message": "required for this role"}])
     if role in ("admin", "supplier"):
@@ -138,11 +148,12 @@ async def create_user(
         union=union_id,
         supplier=supplier_id,
         active=True,
+        approves=approves,
     )
     try:
         async with User._meta.db.transaction():
             await user.save()
-            detail = f"{role}" + (f", union {union_id}" if union_id else "") + (f", supplier {supplier_id}" if supplier_id else "")
+            detail = f"{role}" + (f", union {union_id}" if union_id else "") + (f", supplier {supplier_id}" if supplier_id else "") + (", approves" if approves else "")
             await AccountEvent.insert(
                 AccountEvent(user=user.id, at=utcnow(), actor=actor_id, action=AccountAction.created, detail=detail)
             )
@@ -150,7 +161,7 @@ async def create_user(
         if is_unique_violation(exc):
             raise ShopError("conflict", f"username {username!r} or its email is taken") from exc
         raise
-    return Principal(id=user.id, username=username, role=role, union_id=union_id, supplier_id=supplier_id)
+    return Principal(id=user.id, username=username, role=role, union_id=union_id, supplier_id=supplier_id, approves=approves)
 
 
 # --- passwords, deactivation: each ends the account's tokens ---------------------------------------
@@ -181,7 +192,7 @@ async def change_password(request: Any, principal: Principal, old_password: str,
         await AccountEvent.insert(AccountEvent(user=principal.id, at=utcnow(), actor=None, action=AccountAction.password_changed))
 
 
-_USER_COLUMNS = (User.id, User.username, User.role, User.union, User.supplier, User.active)
+_USER_COLUMNS = (User.id, User.username, User.role, User.union, User.supplier, User.active, User.approves)
 
 
 def _account(row: dict[str, Any]) -> dict[str, Any]:
@@ -192,6 +203,7 @@ def _account(row: dict[str, Any]) -> dict[str, Any]:
         "union_id": row["union"],
         "supplier_id": row["supplier"],
         "active": row["active"],
+        "approves": bool(row["approves"]),
     }
 
 

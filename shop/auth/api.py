@@ -34,6 +34,7 @@ def user_out(principal: Principal) -> UserOut:
         role=principal.role,
         union_id=principal.union_id,
         supplier_id=principal.supplier_id,
+        approves=principal.approves,
     )
 
 
@@ -101,6 +102,7 @@ class AdminUserController(Controller):
             supplier_id=data.supplier_id,
             email=data.email,
             actor_id=request.user.id,
+            approves=data.approves,
         )
         return user_out(principal)
 

@@ -26,6 +26,7 @@ class UserOut(msgspec.Struct, kw_only=True):
     role: Role
     union_id: int | None
     supplier_id: int | None
+    approves: bool = False  # a buyer who also decides the branch's orders waiting for approval
 
 
 class LoginOut(msgspec.Struct, kw_only=True):
@@ -40,6 +41,7 @@ class UserIn(Body):
     union_id: Id | None = None
     supplier_id: Id | None = None
     email: Annotated[str, msgspec.Meta(max_length=255, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")] | None = None
+    approves: bool = False  # buyers only: also the branch's approver (工会主席 who buys)
 
 
 class PasswordChangeIn(Body):

@@ -5,7 +5,7 @@ process shares when there is no Redis (`REDIS_URL`)."""
 from enum import StrEnum
 
 from piccolo.apps.user.tables import BaseUser
-from piccolo.columns import ForeignKey, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import Boolean, ForeignKey, Integer, Text, Timestamptz, Varchar
 from piccolo.columns.base import OnDelete
 from piccolo.constraints import Check, Unique
 from piccolo.table import Table
@@ -30,6 +30,9 @@ class User(BaseUser, tablename="shop_user"):
     # every token carries the version it was issued under; a password change, a reset or a
     # deactivation raises it, and every older token stops working
     token_version = Integer(default=0)
+    # a buyer who is also the branch's approver (a union chair who buys): may decide the
+    # branch's orders waiting for approval, never one it placed itself
+    approves = Boolean(default=False)
 
     user_role_known_v2 = Check(one_of("role", Role))  # a new name when Role changes
 

@@ -38,8 +38,9 @@ async def to_branch(branch_id: int, kind: Kind, title: str, *, at: datetime, ord
 
 
 async def to_approvers(branch_id: int, kind: Kind, title: str, *, at: datetime, order_id: int | None = None) -> int:
-    """Tell every active approver of the branch; returns how many were told."""
-    return await _to((User.union == branch_id) & (User.role == Role.approver), kind, title, at, order_id)
+    """Tell every active approver of the branch (buyers who also approve too); returns how many were told."""
+    approvers = (User.role == Role.approver) | ((User.role == Role.buyer) & (User.approves == True))  # noqa: E712
+    return await _to((User.union == branch_id) & approvers, kind, title, at, order_id)
 
 
 REVIEW_TITLES = {"approve": "商品「{title}」审核通过，已上架", "reject": "商品「{title}」审核未通过：{reason}", "delist": "商品「{title}」已被下架：{reason}"}

@@ -15,7 +15,7 @@ from litestar.params import (
 
 from common.pagination import PAGINATION, Paging
 from common.schemas import PathId
-from shop.auth.guards import admin_only, buyer_only, require_roles
+from shop.auth.guards import admin_only, buyer_only, require_approver
 from shop.orders import approval, cancellation, queries, refunds
 from shop.orders.placement import checkout
 from shop.orders.schemas import (
@@ -31,7 +31,7 @@ from shop.orders.schemas import (
 )
 from shop.orders.states import ApprovalStatus, OrderStatus
 
-approver_only = require_roles("approver")
+approver_only = require_approver()
 
 
 class OrderController(Controller):
@@ -127,7 +127,7 @@ class ApprovalController(Controller):
     path = "/api"
     dependencies = PAGINATION
 
-    @get("/approvals")
+    @get("/approvals", guards=[require_approver(admins=True)])
     async def list(self, request: Request, page: Paging, status: FromQuery[ApprovalStatus | None] = None) -> ApprovalList:
         items, total = await approval.list_approvals(request.user, status=status, limit=page.limit, offset=page.offset)
         return ApprovalList(items=[ApprovalOut(**{**i, **_times(i)}) for i in items], total=total)
@@ -148,7 +148,6 @@ def _times(item: dict) -> dict:
 
 
 ROUTES = {
-    "approver": [ApprovalController],
-    "any": [OrderController],
+    "any": [OrderController, ApprovalController],
     "admin": [AdminOrderController],
 }

@@ -10,8 +10,8 @@ branch's approver decides:
 
 Every decision locks the order row and checks its state (`lifecycle.transition`), so of two
 approvers, or an approver and the expiry job, exactly one decides. An approver decides only
-its own branch's orders and never an order it placed itself (an account has one role, and
-only buyers place orders; the check stands should that ever change).
+its own branch's orders and never an order it placed itself: a buyer may also approve
+(`approves`, a union chair who buys), and then decides the others' orders, not its own.
 Each step writes the order's event, closes the `Approval` row and tells the other side."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ async def _decidable(order_id: int, principal: Principal) -> dict[str, Any]:
     order = await Order.select(Order.id, Order.branch, Order.created_by).where(Order.id == order_id).first()
     if order is None:
         raise DomainError("not_found", f"order {order_id} does not exist")
-    if principal.role != Role.approver or order["branch"] != principal.union_id:
+    if not principal.may_approve or order["branch"] != principal.union_id:
         raise DomainError("forbidden", "only an approver of the order's branch decides it")
     if order["created_by"] == principal.id:
         raise DomainError("forbidden", "nobody approves an order they placed themselves")

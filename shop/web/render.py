@@ -163,7 +163,7 @@ def render(
         template_name=template,
         context={
             "user": user,
-            "nav": NAV.get(user.role if user else None, NAV[None]),
+            "nav": nav_for(user),
             "unread": getattr(request.state, "unread", 0) if user else 0,
             "yearend": getattr(request.state, "yearend", None) if user else None,
             "path": request.url.path,
@@ -174,6 +174,14 @@ def render(
         cookies=cookies,
         headers=headers,
     )
+
+
+def nav_for(user: Principal | None) -> list[tuple[str, str]]:
+    """The role's navigation; a buyer who also approves gets the approvals beside its buying."""
+    nav = NAV.get(user.role if user else None, NAV[None])
+    if user is not None and user.role == "buyer" and user.approves:
+        nav = [nav[0], ("/approvals", "订单审批"), *nav[1:]]
+    return nav
 
 
 def query_url(request: Request, **changes: Any) -> str:

@@ -23,13 +23,13 @@ from shop.web.pages import (
 
 ROUTES = {
     "public": [account.LoginPages, catalog.CatalogPages, member_view.MemberViewPages],
-    "any": [account.HomePage, users.PasswordPages, notifications.NotificationPages, after_sales.AfterSalePages],
+    "any": [account.HomePage, users.PasswordPages, notifications.NotificationPages, after_sales.AfterSalePages,
+            approvals.ApprovalPages],
     "buyer": [basket.ShopPages, members.MemberPages, members.BudgetPages, branch.BranchPages, shipments.ReceiptPages,
               invoices.InvoiceDecisionPages, member_view.ReceiptSheetPages],
     "orders": [orders.OrderPages],
     "reader": [settlement.StatementPages],
     "seller": [settlement.SettlementPages],
-    "approver": [approvals.ApprovalPages],
     "supplier": [supplier.SupplierPages, shipments.SupplierShipmentPages],
     "admin": [admin.AdminPages, users.AdminUserPages, approvals.ApprovalRulePages],
     "auditor": [reports.ReportPages],

@@ -16,7 +16,7 @@ from budgets import approval_rules, ledger, members, unions
 from budgets.tables import Union
 from common.errors import DomainError
 from common.schemas import PathId
-from shop.auth.guards import require_roles
+from shop.auth.guards import require_approver, require_roles
 from shop.orders import approval
 from shop.orders.states import ApprovalStatus
 from shop.reports import queries as reports
@@ -24,7 +24,7 @@ from shop.web import ui
 from shop.web.forms import page_number
 from shop.web.render import PAGE_SIZE, Page, clock, pager, render, status_of
 
-approver_only = require_roles("approver")
+approver_only = require_approver()
 admin_only = require_roles("admin")
 
 
