@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import defaultdict
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -267,7 +268,9 @@ async def test_settlement_and_statement_as_csv_and_xlsx(world, books):
     assert [row[5] for row in got[1:-1]] == [yuan(o["paid_fen"]) for o in body["orders"]]
     assert got[-1][0] == "合计" and got[-1][5:8] == [yuan(body["paid_fen"]), yuan(body["refunded_fen"]), yuan(body["net_fen"])]
     mar = next(row for row in got if row[0] == str(books["orders"]["mar"]["id"]))
-    assert "10000001 accepted" in mar[8] and "20000001 rejected" in mar[8]
+    assert "10000001 已接受" in mar[8] and "20000001 已退回" in mar[8]  # the exports speak Chinese
+    assert mar[3] in ("已付款", "部分退款", "已退款") and re.fullmatch(r"2026-03-\d\d \d\d:\d\d:\d\d", mar[1])
     sheet = xlsx_rows(await world.auditor.get("/api/reports/statement", params={"year": 2026, "union_id": world.branch, "format": "xlsx"}))
+    assert all(isinstance(row[1], datetime) for row in sheet[1:-1])  # real Excel date-times
     assert sheet[-1][0] == "合计" and Decimal(str(sheet[-1][5])) == Decimal(body["paid_fen"]) / 100
     assert Decimal(str(sheet[-1][7])) == Decimal(body["net_fen"]) / 100

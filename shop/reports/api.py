@@ -102,9 +102,9 @@ SETTLEMENT_COLUMNS = [
 
 STATEMENT_COLUMNS = [
     Column("order_id", "订单号"),
-    Column("placed_at", "下单时间"),
-    Column("paid_at", "支付时间"),
-    Column("status", "状态"),
+    Column("placed_at", "下单时间", "time"),
+    Column("paid_at", "支付时间", "time"),
+    Column("status", "状态", labels=labels.ORDER_STATES),
     Column("total_fen", "订单金额(元)", "fen"),
     Column("paid_fen", "已付(元)", "fen"),
     Column("refunded_fen", "已退(元)", "fen"),
@@ -119,7 +119,9 @@ def _statement_rows(body: dict) -> list[dict]:
         {
             **o,
             "net_fen": o["paid_fen"] - o["refunded_fen"],
-            "invoices": "；".join(f"{i['number']} {i['status']} {yuan(i['amount_fen'])}" for i in o["invoices"]),
+            "invoices": "；".join(
+                f"{i['number']} {labels.INVOICE_STATES.get(i['status'], i['status'])} {yuan(i['amount_fen'])}" for i in o["invoices"]
+            ),
         }
         for o in body["orders"]
     ]
