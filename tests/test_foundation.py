@@ -25,7 +25,7 @@ async def test_unknown_route_is_problem_details(client):
 async def test_login_and_me(client, admin):
     r = await admin.get("/api/me")
     assert r.status_code == 200
-    assert r.json() == {"id": r.json()["id"], "username": "admin", "role": "admin", "union_id": None, "supplier_id": None}
+    assert r.json() == {"id": r.json()["id"], "username": "admin", "role": "admin", "union_id": None, "supplier_id": None, "approves": False}
 
 
 async def test_login_refusals(client, admin):
