@@ -61,6 +61,13 @@ async def set_rule(union_id: int, required_above_fen: int | None, *, actor_id: i
     return await get_rule(union_id)
 
 
+async def branches_with_rules(limit: int = 500) -> list[dict]:
+    """The branches that have a rule, by code: `{id, code, name, approval_above_fen}`."""
+    return await Union.select(Union.id, Union.code, Union.name, Union.approval_above_fen).where(
+        Union.approval_above_fen.is_not_null()
+    ).order_by(Union.code).limit(limit)
+
+
 def needs_approval(rule_above_fen: int | None, total_fen: int) -> bool:
     """Does an order of `total_fen` wait for approval under the rule?"""
     return rule_above_fen is not None and total_fen > rule_above_fen

@@ -14,6 +14,14 @@ from shop.auth.accounts import Principal
 from shop.orders.tables import Order, OrderLine
 
 
+def branch_of(request: Any) -> int:
+    """The caller's branch (a buyer's or an approver's); `forbidden` for an account without one."""
+    union_id = getattr(request.user, "union_id", None)
+    if union_id is None:
+        raise DomainError("forbidden", "this account is not attached to a branch")
+    return union_id
+
+
 async def order_filter(principal: Principal) -> Any | None:
     """A `where` clause for the orders the caller may see (None: all of them)."""
     if principal.role == "admin":

@@ -10,11 +10,11 @@ from litestar import Controller, Request, Response, delete, get, patch, post, pu
 from litestar.di import NamedDependency
 from litestar.params import FromQuery, HeaderParameter, JSONBody
 
-from common.errors import DomainError
 from common.files import PRIVATE, FileStore, body_limit, file_response, multipart_form
 from common.pagination import PAGINATION, Paging
 from common.schemas import PathId
 from shop.auth.guards import require_roles
+from shop.auth.scope import branch_of
 from shop.fulfilment import addresses, after_sales, invoice_profile, invoices, queries, shipments
 from shop.fulfilment.schemas import (
     AddressIn,
@@ -44,13 +44,6 @@ INVOICE_FORM = {  # the upload's text fields, for the OpenAPI schema (`shop/open
     "issued_on": {"type": "string", "format": "date", "description": "开票日期, YYYY-MM-DD"},
     "amount_fen": {"type": "string", "pattern": "^[0-9]{1,15}$", "description": "the shipment's amount_fen"},
 }
-
-
-def branch_of(request: Request) -> int:
-    union_id = getattr(request.user, "union_id", None)
-    if union_id is None:
-        raise DomainError("forbidden", "this account is not attached to a branch")
-    return union_id
 
 
 class AddressController(Controller):

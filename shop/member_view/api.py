@@ -15,6 +15,7 @@ from budgets import ledger, links
 from common.errors import DomainError
 from common.schemas import PathId
 from shop.auth.ratelimit import count_address
+from shop.auth.scope import branch_of
 from shop.member_view import links as member_links
 from shop.member_view.view import member_view
 from shop.reports.export import Column, Format, respond
@@ -85,26 +86,19 @@ class MemberViewController(Controller):
         return msgspec.convert(view, MemberViewOut)
 
 
-def _branch_of(request: Request) -> int:
-    union_id = getattr(request.user, "union_id", None)
-    if union_id is None:
-        raise DomainError("forbidden", "this account is not attached to a branch")
-    return union_id
-
-
 class MemberLinkController(Controller):
     path = "/api/members"
 
     @post("/{member_id:int}/link", status_code=200)
     async def regenerate(self, request: Request, member_id: PathId) -> MemberLinkOut:
         """A new link for a member of the branch; the old one answers 404 from now on."""
-        link = await member_links.regenerate(member_id, _branch_of(request), request.app.state.settings, request.app.state.clock())
+        link = await member_links.regenerate(member_id, branch_of(request), request.app.state.settings, request.app.state.clock())
         return MemberLinkOut(**link)
 
     @get("/links")
     async def index(self, request: Request, fmt: ExportFormat = "json") -> Any:
         """Every member of the branch with their link (made where missing), by member_no."""
-        items = await member_links.branch_links(_branch_of(request), request.app.state.settings, request.app.state.clock())
+        items = await member_links.branch_links(branch_of(request), request.app.state.settings, request.app.state.clock())
         body = MemberLinkList(items=[MemberLinkOut(**{k: i[k] for k in ("member_id", "member_no", "name", "url")}) for i in items], total=len(items))
         rows = [{**i, "status": "在册" if i["active"] else "已停用"} for i in items]
         return await respond(fmt, rows, LINK_COLUMNS, "会员额度查询链接", body, "会员链接")

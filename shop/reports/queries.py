@@ -65,19 +65,27 @@ async def regions_report(root_id: int | None, year: int) -> list[dict[str, Any]]
 
 
 async def order_distribution(order_id: int) -> list[dict[str, Any]]:
+    return (await orders_distributions([order_id]))[order_id]
+
+
+async def orders_distributions(order_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each order's members and shares (`order_distribution`), for several orders in one query."""
+    shares: dict[int, list[dict[str, Any]]] = {order_id: [] for order_id in order_ids}
+    if not order_ids:
+        return shares
     rows = await Allocation.select(
-        Allocation.member, Allocation.member.member_no, Allocation.member.name, Allocation.amount_fen, Allocation.refunded_fen
-    ).where(Allocation.order == order_id).order_by(Allocation.id)
-    return [
-        {
+        Allocation.order, Allocation.member, Allocation.member.member_no, Allocation.member.name,
+        Allocation.amount_fen, Allocation.refunded_fen,
+    ).where(Allocation.order.is_in(sorted(set(order_ids)))).order_by(Allocation.id)
+    for r in rows:
+        shares[r["order"]].append({
             "member_id": r["member"],
             "member_no": r["member.member_no"],
             "name": r["member.name"],
             "amount_fen": r["amount_fen"],
             "refunded_fen": r["refunded_fen"],
-        }
-        for r in rows
-    ]
+        })
+    return shares
 
 
 async def _allocations(where: Any, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from budgets import approval_rules, ledger, members, unions
-from budgets.tables import Union
 from common.errors import DomainError
 from common.schemas import PathId
 from shop.auth.guards import require_approver, require_roles
@@ -31,16 +30,12 @@ admin_only = require_roles("admin")
 async def _with_shares(items: list[dict[str, Any]], branch_id: int | None, year: int) -> list[dict[str, Any]]:
     """Each pending approval with its members' shares and what each has left this year
     (the order's own share already held)."""
-    left: dict[int, int] = {}
-    if branch_id is not None and any(i["status"] == ApprovalStatus.pending for i in items):
-        left = {m["member_id"]: m["remaining_fen"] for m in (await members.branch_budget(branch_id, year))["members"]}
-    out = []
-    for item in items:
-        shares = []
-        if item["status"] == ApprovalStatus.pending:
-            shares = [{**s, "left_fen": left.get(s["member_id"])} for s in await reports.order_distribution(item["order_id"])]
-        out.append({**item, "shares": shares})
-    return out
+    pending = [i["order_id"] for i in items if i["status"] == ApprovalStatus.pending]
+    if branch_id is None or not pending:
+        return [{**item, "shares": []} for item in items]
+    left = {m["member_id"]: m["remaining_fen"] for m in (await members.branch_budget(branch_id, year))["members"]}
+    shares = await reports.orders_distributions(pending)
+    return [{**item, "shares": [{**s, "left_fen": left.get(s["member_id"])} for s in shares.get(item["order_id"], [])]} for item in items]
 
 
 class ApprovalPages(Page):
@@ -106,10 +101,8 @@ class ApprovalRulePages(Page):
         return await self._page(request, form={"code": code or ""})
 
     async def _page(self, request: Request, status_code: int = 200, error: Any = None, form: dict | None = None) -> Template:
-        rows = await Union.select(Union.id, Union.code, Union.name, Union.approval_above_fen).where(
-            Union.approval_above_fen.is_not_null()
-        ).order_by(Union.code).limit(500)
-        return render(request, "admin_approval.html", status_code=status_code, rules=rows, form=form or {}, error=error)
+        rules = await approval_rules.branches_with_rules()
+        return render(request, "admin_approval.html", status_code=status_code, rules=rules, form=form or {}, error=error)
 
     @post("/admin/approval", status_code=200, guards=[admin_only])
     async def set_rule(self, request: Request) -> Response:
