@@ -46,7 +46,7 @@ from budgets.states import LedgerKind
 from budgets.tables import LedgerEntry, Member, MemberBudget, UnionYearTotal
 from common.clock import SHANGHAI, utcnow
 from common.errors import DomainError
-from common.sql import CtePart, for_update, is_postgres, read_snapshot
+from common.sql import CtePart, fetch, for_update, is_postgres, read_snapshot
 
 GENESIS_HASH = "0" * 64
 
@@ -165,20 +165,38 @@ class Held:
 
 
 async def lock_for_hold(member_ids: Sequence[int], year: int, *, union_id: int) -> Held:
-    """Inside a transaction, after `hold_gate()` and `ensure_budgets(…, union_id=…)`: the
-    budget rows of these members (who must be active members of `union_id`), locked in
-    ascending member id, with the year's cap, in one statement. Refusals as placing an
-    order names them: `not_found`, `forbidden` (another union's), `invalid_state` (inactive)."""
+    """Inside a transaction, after `hold_gate()`: the budget rows of these members (who must
+    be active members of `union_id`) for the year, made where missing and locked in
+    ascending member id, with the year's cap. Refusals as placing an order names them:
+    `not_found`, `forbidden` (another union's), `invalid_state` (inactive).
+
+    PostgreSQL: one statement, `INSERT … SELECT … ORDER BY member ON CONFLICT DO UPDATE …
+    RETURNING`: a missing row is made, an existing one is locked by an update that changes
+    nothing, and either way the row returned is its latest committed version (what a
+    `SELECT … FOR UPDATE` after the insert would read, one round trip sooner). SQLite:
+    `ensure_budgets`, then the rows read (its IMMEDIATE transaction holds the write lock)."""
     ids = sorted(set(member_ids))
-    lock = " FOR UPDATE OF b" if is_postgres(MemberBudget) else ""
-    rows = await MemberBudget.raw(
-        'SELECT b.*, m."union" AS member_union, m.active AS member_active, '
-        f"COALESCE((SELECT cap_fen FROM budget_cap_policy WHERE year = {{}}), {DEFAULT_CAP_FEN}) AS cap "
-        "FROM budget_member_budget b JOIN budget_member m ON m.id = b.member "
-        f"WHERE b.year = {{}} AND b.member IN ({_in(ids)}) ORDER BY b.member{lock}",
-        year, year, *ids,
-    )
-    found = {r["member"]: r for r in rows if r["member_union"] == union_id and r["member_active"]}
+    if is_postgres(MemberBudget):
+        rows = await fetch(
+            MemberBudget,
+            'INSERT INTO budget_member_budget (member, "union", year, held_fen, spent_fen, entries, last_hash) '
+            f'SELECT m.id, m."union", {{}}, 0, 0, 0, {{}} FROM budget_member m WHERE m.id IN ({_in(ids)}) '
+            'AND m."union" = {} AND m.active ORDER BY m.id '
+            "ON CONFLICT (member, year) DO UPDATE SET member = excluded.member "
+            f"RETURNING *, COALESCE((SELECT cap_fen FROM budget_cap_policy WHERE year = {{}}), {DEFAULT_CAP_FEN}) AS cap",
+            year, GENESIS_HASH, *ids, union_id, year,
+        )
+        found = {r["member"]: dict(r) for r in rows}
+    else:
+        await ensure_budgets(ids, year, union_id=union_id)
+        rows = await MemberBudget.raw(
+            'SELECT b.*, m."union" AS member_union, m.active AS member_active, '
+            f"COALESCE((SELECT cap_fen FROM budget_cap_policy WHERE year = {{}}), {DEFAULT_CAP_FEN}) AS cap "
+            "FROM budget_member_budget b JOIN budget_member m ON m.id = b.member "
+            f"WHERE b.year = {{}} AND b.member IN ({_in(ids)}) ORDER BY b.member",
+            year, year, *ids,
+        )
+        found = {r["member"]: r for r in rows if r["member_union"] == union_id and r["member_active"]}
     if len(found) != len(ids):
         await _refuse_members(ids, union_id)
     return Held(rows=found, cap=rows[0]["cap"], year=year)
@@ -244,9 +262,10 @@ async def write(moves: Moves) -> None:
     )
 
 
-def cte_parts(moves: Moves) -> list[CtePart]:
+def cte_parts(moves: Moves, *, after: str = "") -> list[CtePart]:
     """The same writes as `write(moves)`, as two parts of a caller's PostgreSQL `WITH`
-    statement (placing an order writes its rows and these in one round trip)."""
+    statement (placing an order writes its rows and these in one round trip); with
+    `after`, the name of an earlier part, only if that part gave a row."""
     if not moves.entries:
         return []
     e = moves.entries
@@ -254,18 +273,19 @@ def cte_parts(moves: Moves) -> list[CtePart]:
     types = ("integer", "integer", "integer", "varchar", "bigint", "timestamptz", "varchar", "varchar")
     arrays = tuple([x[c] for x in e] for c in columns)
     b = list(zip(*moves.budgets))
+    written = f"EXISTS (SELECT 1 FROM {after})" if after else "true"
     return [
         CtePart(
             "ledger_rows",
             f"INSERT INTO budget_ledger ({', '.join(columns)}) SELECT * FROM unnest("
-            + ", ".join(f"{{}}::{t}[]" for t in types) + ")",
+            + ", ".join(f"{{}}::{t}[]" for t in types) + f") AS u WHERE {written}",
             arrays,
         ),
         CtePart(
             "budget_rows",
             "UPDATE budget_member_budget b SET held_fen = u.held, spent_fen = u.spent, entries = u.entries, last_hash = u.hash "
             "FROM unnest({}::integer[], {}::bigint[], {}::bigint[], {}::integer[], {}::varchar[]) AS u(id, held, spent, entries, hash) "
-            "WHERE b.id = u.id",
+            f"WHERE b.id = u.id AND {written}",
             tuple(list(col) for col in b),
         ),
     ]

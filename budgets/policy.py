@@ -7,9 +7,11 @@ from members a hold took over the cap.
 
 Which cap a hold was checked against. A hold reads the year's cap (`cap_for_hold`) with
 cap changes shut out until it commits: on SQLite every writing transaction is IMMEDIATE
-and holds the database's one write lock; on PostgreSQL a hold takes `ROW SHARE` on the
-change table and a change takes `EXCLUSIVE` (holds never wait for each other; a change
-waits for the holds in flight, and new holds wait for it). A change records the ledger's
+and holds the database's one write lock; on PostgreSQL a hold takes the cap gate, a
+transaction's advisory lock (`CAP_GATE_KEY`), shared, and a change takes it exclusive (holds
+never wait for each other; a change waits for the holds in flight, and new holds wait for
+it). Being a function, the shared gate can be taken inside a statement that reads other
+things (placing an order takes it in its first statement, `HOLD_GATE_SQL`). A change records the ledger's
 last `seq` once it holds that lock, so the holds it came after are exactly those with a
 `seq` at or below its `ledger_seq`, whatever the clocks of the processes said. The audit
 finds each hold's cap that way (`CAP_IN_FORCE_SQL`): the year's latest change before the
@@ -28,6 +30,10 @@ from common.sql import is_postgres
 
 DEFAULT_CAP_FEN = 60_000  # 600 yuan a member a year (不超过600元/人/年)
 CAP_MAX_FEN = 10_000_000
+
+# PostgreSQL's advisory lock key of the cap gate: a fixed number the shop uses for nothing else
+CAP_GATE_KEY = 6_002_026_600
+HOLD_GATE_SQL = f"pg_advisory_xact_lock_shared({CAP_GATE_KEY})"  # a void value; held until the commit
 
 _CHANGES = CapPolicyChange._meta.tablename
 _POLICY = CapPolicy._meta.tablename
@@ -50,12 +56,12 @@ async def cap_for_year(year: int) -> int:
 
 async def hold_gate() -> None:
     """Inside a hold's transaction, before the cap is read: no cap change can come between
-    the read and the commit (PostgreSQL: `ROW SHARE` on the change table, which `set_cap`
-    locks EXCLUSIVE; SQLite: the IMMEDIATE transaction already keeps every writer out).
-    A statement of its own, so that the statement reading the cap sees a change committed
-    while it waited."""
+    the read and the commit (PostgreSQL: the cap gate shared, which `set_cap` takes
+    exclusive; SQLite: the IMMEDIATE transaction already keeps every writer out). It must
+    come in an earlier statement than the one reading the cap, so that the read sees a
+    change committed while the gate was waited for."""
     if is_postgres(CapPolicyChange):
-        await CapPolicyChange.raw(f'LOCK TABLE "{_CHANGES}" IN ROW SHARE MODE')
+        await CapPolicyChange.raw(f"SELECT {HOLD_GATE_SQL}")
 
 
 async def cap_for_hold(year: int) -> int:
@@ -115,7 +121,7 @@ async def set_cap(year: int, cap_fen: int, *, actor_id: int | None, at: datetime
         raise ValueError("set_cap needs an aware datetime")
     async with CapPolicy._meta.db.transaction():
         if is_postgres(CapPolicyChange):  # wait for the holds in flight, keep new ones out
-            await CapPolicyChange.raw(f'LOCK TABLE "{_CHANGES}" IN EXCLUSIVE MODE')
+            await CapPolicyChange.raw(f"SELECT pg_advisory_xact_lock({CAP_GATE_KEY})")
         previous = await cap_for_year(year)
         last = await LedgerEntry.select(LedgerEntry.seq).order_by(LedgerEntry.seq, ascending=False).first()
         await CapPolicy.insert(CapPolicy(year=year, cap_fen=cap_fen)).on_conflict(

@@ -285,3 +285,74 @@ async def test_scoping_of_lists_and_details(world, fixed_clock):
     assert ids(await world.buyer.get("/api/orders?year=2026&status=pending_payment")) == [mine["id"]]
     assert_problem(await world.buyer.get("/api/orders?status=bogus"), 400, "validation_failed")
     assert_problem(await world.buyer.get("/api/orders?limit=201"), 400, "validation_failed")
+
+
+# --- PostgreSQL: the stock is taken in the last statement, from products read unlocked ---------
+
+
+@pytest.fixture
+def change_after_read(monkeypatch):
+    """Make the changes the test appends (SQL over the product `$1`, product id) happen,
+    committed by another connection, between placing's unlocked read of the products and
+    its last statement, the first time only: what a supplier's edit or another order does
+    at that moment. Gives (changes, calls): `calls` counts the reads."""
+    from catalog import stock as stock_module
+    from shop.orders import placement
+
+    if not placement.is_postgres(Order):
+        pytest.skip("SQLite takes the stock under its one write lock; nothing can come between")
+    changes: list[tuple[str, int]] = []
+    calls: list[int] = []
+    priced, lock_for_hold = stock_module.priced, placement.ledger.lock_for_hold
+
+    def priced_counted(lines, rows):
+        calls.append(1)
+        return priced(lines, rows)
+
+    async def changed_then_locked(*args, **kwargs):
+        if len(calls) == 1:  # the first read is done: another connection commits the changes now
+            for sql, product_id in changes:
+                await Order._meta.db._run_in_new_connection(sql, [product_id])
+        return await lock_for_hold(*args, **kwargs)
+
+    monkeypatch.setattr(stock_module, "priced", priced_counted)
+    monkeypatch.setattr(placement.ledger, "lock_for_hold", changed_then_locked)
+    return changes, calls
+
+
+async def test_a_price_changed_after_the_read_is_placed_again_at_the_new_price(world, fixed_clock, change_after_read):
+    changes, calls = change_after_read
+    tea = world.products["tea"]
+    changes.append(("UPDATE catalog_product SET price_fen = 12000 WHERE id = $1", tea))
+    r = await place(world.buyer, {"lines": [{"product_id": tea, "quantity": 2}], "members": world.members[:2]})
+    assert r.status_code == 201, r.text
+    assert len(calls) == 2  # read, found changed at the take, read again
+    order = r.json()
+    assert order["total_fen"] == 24000 and order["lines"][0]["unit_price_fen"] == 12000
+    assert await stock(tea) == 98  # taken once
+    assert await budget(world.members[0]) == (12000, 0) and await budget(world.members[1]) == (12000, 0)
+    assert await Order.count() == 1 and await LedgerEntry.count() == 2
+    assert (await ledger.verify_ledger()).ok
+
+
+async def test_stock_sold_after_the_read_is_refused_and_changes_nothing(world, fixed_clock, change_after_read):
+    changes, _ = change_after_read
+    tea, rice = world.products["tea"], world.products["rice"]
+    changes.append(("UPDATE catalog_product SET stock = 1 WHERE id = $1", rice))
+    before = await snapshot()
+    r = await place(world.buyer, {"lines": [{"product_id": tea, "quantity": 1}, {"product_id": rice, "quantity": 2}], "members": world.members[:1]})
+    body = assert_problem(r, 409, "out_of_stock")
+    assert body["products"] == [{"product_id": rice, "requested": 2, "available": 1}]
+    after = await snapshot()
+    assert after[:5] == before[:5]  # no order, line, allocation, entry or hold
+    assert await stock(tea) == 100 and await stock(rice) == 1  # the tea taken in the same statement went back
+
+
+async def test_a_product_delisted_after_the_read_is_refused(world, fixed_clock, change_after_read):
+    changes, _ = change_after_read
+    tea = world.products["tea"]
+    changes.append(("UPDATE catalog_product SET status = 'delisted' WHERE id = $1", tea))
+    before = await snapshot()
+    body = assert_problem(await place(world.buyer, {"lines": [{"product_id": tea, "quantity": 1}], "members": world.members[:1]}), 409, "not_listed")
+    assert body["products"] == [{"product_id": tea, "status": "delisted"}]
+    assert await snapshot() == before

@@ -176,16 +176,22 @@ async def create(
     detail: str = "",
     order_id: int | None = None,
     parts: Sequence[CtePart] = (),
+    before: Sequence[CtePart] = (),
+    when: str = "",
     select: str = "",
     awaiting_approval: bool = False,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """A new order, `pending_payment` (`pending_approval` when `awaiting_approval`), with its
     `placed` event (inside the placing transaction).
 
     On PostgreSQL, given the order's id beforehand (`next_order_id()`), the order, its event
-    and the caller's `parts` (its lines, allocations, ledger entries …) are one statement;
-    `select` adds expressions over the parts to the row returned. Otherwise the order and
-    its event are written in turn and the caller writes the rest."""
+    and the caller's `parts` (its lines, allocations, ledger entries …) are one statement:
+    `before` are parts that come ahead of the order (the stock it takes), `when` a condition
+    over them without which the order is not written, and the `parts` read `new_order` (the
+    order's row, if it was written) so that they are written with it or not at all;
+    `select` adds expressions over the parts to the row returned. None when `when` kept the
+    order out. Otherwise the order and its event are written in turn and the caller writes
+    the rest."""
     status = OrderStatus.pending_approval if awaiting_approval else OrderStatus.pending_payment
     row = {**values, "status": status.value}
     if order_id is None or not is_postgres(Order):
@@ -195,12 +201,18 @@ async def create(
     row["id"] = order_id
     columns = ", ".join(f'"{c}"' for c in row)
     head = [
-        CtePart("new_order", f"INSERT INTO shop_order ({columns}) VALUES ({', '.join('{}' for _ in row)}) RETURNING *", tuple(row.values())),
+        *before,
+        CtePart(
+            "new_order",
+            f"INSERT INTO shop_order ({columns}) SELECT {', '.join('{}' for _ in row)}"
+            + (f" WHERE {when}" if when else "") + " RETURNING *",
+            tuple(row.values()),
+        ),
         CtePart(
             "new_event",
-            'INSERT INTO shop_order_event ("order", at, actor, action, detail) VALUES ({}, {}, {}, {}, {})',
-            (order_id, at.astimezone(timezone.utc), actor_id, A.placed.value, detail),
+            'INSERT INTO shop_order_event ("order", at, actor, action, detail) SELECT id, {}, {}, {}, {} FROM new_order',
+            (at.astimezone(timezone.utc), actor_id, A.placed.value, detail),
         ),
     ]
-    return await run_cte(Order, [*head, *parts], f"SELECT new_order.*{select} FROM new_order")
-
+    written = await run_cte(Order, [*head, *parts], f"SELECT new_order.*{select} FROM new_order")
+    return dict(written) if written is not None else None

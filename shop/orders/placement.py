@@ -22,7 +22,7 @@ from budgets.states import LedgerKind
 from budgets.tables import Union
 from catalog import stock
 from common.errors import DomainError, invalid
-from common.sql import CtePart, is_postgres, is_unique_violation
+from common.sql import CtePart, fetch, is_postgres, is_unique_violation
 from shop.auth.accounts import Principal
 from shop.db import after_commit
 from shop.fulfilment.addresses import DELIVERY_LATERAL_SQL, delivery_of, delivery_row
@@ -75,20 +75,22 @@ def _replay(existing: dict, digest: str) -> int:
 class Opening:
     """What placing reads first, in one statement on PostgreSQL: the id the next order will
     have (PostgreSQL only, else None), the branch's order already placed with this
-    Idempotency-Key (if any), the branch's approval rule and the delivery address to copy
+    Idempotency-Key (if any), the branch's approval rule, the delivery address to copy
     (the named one, or the branch's default: `address`, its row or None, checked by
-    `delivery()` once a replay is ruled out)."""
+    `delivery()` once a replay is ruled out) and, on PostgreSQL, the order's products as
+    they are (unlocked: `catalog.stock.priced`); that statement also takes the cap gate."""
 
     order_id: int | None
     existing: dict[str, Any] | None
     approval_above_fen: int | None
     address: dict[str, Any] | None
+    products: list[dict[str, Any]] | None = None
 
     def delivery(self, branch_id: int, address_id: int | None) -> dict[str, str]:
         return delivery_of(self.address, branch_id, address_id) or {}
 
 
-async def opening(branch_id: int, key: str, address_id: int | None) -> Opening:
+async def opening(branch_id: int, key: str, address_id: int | None, product_ids: list[int] | None = None) -> Opening:
     if not is_postgres(Order):
         found = await Order.select(Order.id, Order.request_hash).where(
             (Order.branch == branch_id) & (Order.idempotency_key == key)
@@ -96,20 +98,26 @@ async def opening(branch_id: int, key: str, address_id: int | None) -> Opening:
         rule = await Union.select(Union.approval_above_fen).where(Union.id == branch_id).first()
         address = await delivery_row(branch_id, address_id)
         return Opening(None, found, rule["approval_above_fen"] if rule else None, address)
-    [row] = await Order.raw(
-        "SELECT nextval(pg_get_serial_sequence('shop_order', 'id')) AS next_id, o.id, o.request_hash, "
+    ids = product_ids or []
+    [row] = await fetch(
+        Order,
+        "SELECT one.next_id, o.id, o.request_hash, "
         "(SELECT approval_above_fen FROM budget_union WHERE id = {}) AS approval_above_fen, "
-        "a.branch AS address_branch, a.name AS address_name, a.phone AS address_phone, a.address AS address_text "
-        "FROM (SELECT 1) AS one LEFT JOIN shop_order o ON o.branch = {} AND o.idempotency_key = {} "
+        "a.branch AS address_branch, a.name AS address_name, a.phone AS address_phone, a.address AS address_text, "
+        f"(SELECT json_agg(pr) FROM ({stock.products_sql(len(ids))}) pr) AS products "
+        "FROM (SELECT nextval(pg_get_serial_sequence('shop_order', 'id')) AS next_id, "
+        f"{policy.HOLD_GATE_SQL} AS gate) AS one "
+        "LEFT JOIN shop_order o ON o.branch = {} AND o.idempotency_key = {} "
         f"LEFT JOIN LATERAL ({DELIVERY_LATERAL_SQL}) a ON true",
-        branch_id, branch_id, key, address_id, branch_id, address_id,
+        branch_id, *ids, branch_id, key, address_id, branch_id, address_id,
     )
     existing = {"id": row["id"], "request_hash": row["request_hash"]} if row["id"] is not None else None
     address = None
     if row["address_branch"] is not None:
         address = {"branch": row["address_branch"], "name": row["address_name"], "phone": row["address_phone"],
                    "address": row["address_text"]}
-    return Opening(row["next_id"], existing, row["approval_above_fen"], address)
+    products = msgspec.json.decode(row["products"]) if row["products"] else []
+    return Opening(row["next_id"], existing, row["approval_above_fen"], address, products)
 
 
 async def find_by_key(branch_id: int, key: str) -> dict | None:
@@ -125,6 +133,14 @@ class Placed:
     order: dict[str, Any]
     lines: list[dict[str, Any]]
     shares: list[tuple[int, int]]
+
+
+class _ProductsMoved(Exception):
+    """The last statement took no stock (PostgreSQL): a product was sold out, delisted or
+    changed since it was read. Rolls the placing back; `place_order` finds out which."""
+
+
+PLACING_ATTEMPTS = 3  # a product changed under the order this many times in a row: give up
 
 
 async def place_order(
@@ -144,31 +160,51 @@ async def place_order(
     `pending_approval` for `approval_time`, with its approval row, and its approvers are
     told (`approval.request`); it holds exactly as a payable order does. One transaction,
     in the lock order budget rows (ascending member id), then product rows (ascending id).
-    On PostgreSQL it is 8 round trips for a one-product order: BEGIN; the next order id
-    with the key's earlier order, the branch's approval rule and the delivery address; the
-    cap gate; the members' budget rows made where missing; those rows locked with the cap;
-    the product's conditional UPDATE; one statement writing the order, its event, lines,
-    allocations, ledger entries and budgets; COMMIT."""
+
+    On PostgreSQL it is 5 round trips, whatever the number of products and members: BEGIN;
+    the next order id with the key's earlier order, the branch's approval rule, the delivery
+    address, the products as they are and the cap gate; the members' budget rows made where
+    missing and locked, with the cap; one statement taking the stock and writing the order,
+    its event, lines, allocations, ledger entries and budgets; COMMIT. The product rows stay
+    locked for the last two. If that statement took no stock, nothing was written: a
+    refusal when a product is short, unlisted or gone, else (it changed since it was read)
+    the whole placing again, at most `PLACING_ATTEMPTS` times."""
     if not 1 <= len(key) <= 64:
         raise invalid("Idempotency-Key", "required, 1 to 64 characters")
     _check_shape(body)
+    wanted = [(line.product_id, line.quantity) for line in body.lines]
+    for _ in range(PLACING_ATTEMPTS):
+        try:
+            return await _place(branch_id, user_id, body, key, now, provider, approval_time)
+        except _ProductsMoved:
+            await stock.check_available(wanted)  # refuses if a product is short, unlisted or gone
+    raise DomainError("conflict", "the products changed while the order was being placed; place it again")
+
+
+async def _place(
+    branch_id: int, user_id: int, body: OrderIn, key: str, now: datetime, provider: Provider, approval_time: timedelta,
+) -> tuple[int, Placed | None]:
     digest = request_hash(body)
     member_ids = body.members if body.members is not None else [a.member_id for a in body.allocations or []]
+    wanted = [(line.product_id, line.quantity) for line in body.lines]
     year = ledger.budget_year(now)
     try:
         async with Order._meta.db.transaction():
-            opened = await opening(branch_id, key, body.address_id)
+            opened = await opening(branch_id, key, body.address_id, stock.wanted_ids(wanted))
             order_id = opened.order_id
             if opened.existing:
                 return _replay(opened.existing, digest), None
             delivery = opened.delivery(branch_id, body.address_id)
-            await policy.hold_gate()
-            await ledger.ensure_budgets(member_ids, year, union_id=branch_id)
-            held = await ledger.lock_for_hold(member_ids, year, union_id=branch_id)
-            reserved = await stock.reserve_stock([(line.product_id, line.quantity) for line in body.lines])
-            shares = _shares(body, member_ids, sum(line.amount_fen for line in reserved))
-            items = held.check(shares)
+            if order_id is None:  # SQLite: statement by statement, the stock taken now
+                await policy.hold_gate()
+                held = await ledger.lock_for_hold(member_ids, year, union_id=branch_id)
+                reserved = await stock.reserve_stock(wanted)
+            else:
+                reserved = stock.priced(wanted, opened.products or [])
+                held = await ledger.lock_for_hold(member_ids, year, union_id=branch_id)
             total = sum(line.amount_fen for line in reserved)
+            shares = _shares(body, member_ids, total)
+            items = held.check(shares)
             awaiting = approval_rules.needs_approval(opened.approval_above_fen, total)
             values = {
                 "branch": branch_id,
@@ -185,15 +221,19 @@ async def place_order(
                 "delivery_address": delivery.get("address", ""),
             }
             detail = f"{total} fen for {len(shares)} member(s)" + ("; awaiting approval" if awaiting else "")
-            if order_id is not None:  # PostgreSQL: everything in one statement
+            if order_id is not None:  # PostgreSQL: the stock and everything written in one statement
                 values["payment_reference"] = provider.reference_for(order_id)
                 moves = ledger.chain(LedgerKind.hold, items, held.rows, year, order_id, now)
+                taking, taken = stock.take_parts(reserved)
                 row = await lifecycle.create(
                     values, at=now, actor_id=user_id, detail=detail, order_id=order_id,
-                    parts=[*_line_parts(order_id, reserved, shares), *ledger.cte_parts(moves)],
+                    before=taking, when=f"EXISTS (SELECT 1 FROM {taken})",
+                    parts=[*_line_parts(reserved, shares), *ledger.cte_parts(moves, after="new_order")],
                     select=", (SELECT array_agg(id ORDER BY id) FROM new_lines) AS line_ids",
                     awaiting_approval=awaiting,
                 )
+                if row is None:
+                    raise _ProductsMoved()
                 line_ids = row.pop("line_ids")
             else:
                 row = await lifecycle.create(values, at=now, actor_id=user_id, detail=detail, awaiting_approval=awaiting)
@@ -230,21 +270,23 @@ def _shares(body: OrderIn, member_ids: list[int], total: int) -> list[tuple[int,
     return shares
 
 
-def _line_parts(order_id: int, reserved: list[stock.ReservedLine], shares: list[tuple[int, int]]) -> list[CtePart]:
-    """The order's lines and allocations as parts of the placing statement (PostgreSQL)."""
+def _line_parts(reserved: list[stock.ReservedLine], shares: list[tuple[int, int]]) -> list[CtePart]:
+    """The order's lines and allocations as parts of the placing statement (PostgreSQL),
+    written with `new_order` (none if it was not)."""
     cols = ("product_id", "supplier_id", "region_code", "title", "quantity", "unit_price_fen", "amount_fen")
     return [
         CtePart(
             "new_lines",
             'INSERT INTO shop_order_line ("order", product, supplier, region_code, title, quantity, unit_price_fen, amount_fen) '
-            "SELECT {}::integer, * FROM unnest({}::integer[], {}::integer[], {}::varchar[], {}::varchar[], {}::integer[], "
-            "{}::integer[], {}::bigint[]) RETURNING id",
-            (order_id, *([getattr(r, c) for r in reserved] for c in cols)),
+            "SELECT new_order.id, u.* FROM new_order, unnest({}::integer[], {}::integer[], {}::varchar[], {}::varchar[], "
+            "{}::integer[], {}::integer[], {}::bigint[]) AS u RETURNING id",
+            tuple([getattr(r, c) for r in reserved] for c in cols),
         ),
         CtePart(
             "new_allocations",
-            'INSERT INTO shop_allocation ("order", member, amount_fen) SELECT {}::integer, * FROM unnest({}::integer[], {}::bigint[])',
-            (order_id, [m for m, _ in shares], [a for _, a in shares]),
+            'INSERT INTO shop_allocation ("order", member, amount_fen) '
+            "SELECT new_order.id, u.* FROM new_order, unnest({}::integer[], {}::bigint[]) AS u",
+            ([m for m, _ in shares], [a for _, a in shares]),
         ),
     ]
 
