@@ -39,6 +39,30 @@ _COLUMNS = (
 )
 
 
+# A page of products (a subquery `page` with column `id`) with their photos, as one statement:
+# one row per photo (oldest first), or one with `image_id` NULL for a product without any.
+PAGE_WITH_IMAGES_SQL = (
+    "SELECT page.*, i.id AS image_id, f1.sha256 AS picture_sha, f1.content_type AS picture_type, "
+    "f2.sha256 AS thumb_sha, f2.content_type AS thumb_type FROM ({page}) page "
+    "LEFT JOIN catalog_product_image i ON i.product = page.id LEFT JOIN common_stored_file f1 ON f1.id = i.picture "
+    "LEFT JOIN common_stored_file f2 ON f2.id = i.thumbnail ORDER BY page.id, i.id"
+)
+
+
+def grouped_images(rows: Sequence[Any]) -> list[tuple[Any, list[ImageOut]]]:
+    """`PAGE_WITH_IMAGES_SQL`'s rows as (the product's first row, its photos), by product id."""
+    out: list[tuple[Any, list[ImageOut]]] = []
+    for row in rows:
+        if not out or out[-1][0]["id"] != row["id"]:
+            out.append((row, []))
+        if row["image_id"] is not None:
+            out[-1][1].append(ImageOut(
+                id=row["image_id"], url=image_url(row["picture_sha"], row["picture_type"]),
+                thumb_url=image_url(row["thumb_sha"], row["thumb_type"]),
+            ))  # fmt: skip
+    return out
+
+
 async def images_of(product_ids: Sequence[int]) -> dict[int, list[ImageOut]]:
     """Each product's photos, oldest first (one query for a whole page of products)."""
     if not product_ids:
