@@ -19,7 +19,7 @@ from budgets.states import Level
 from budgets.tables import Union
 from common.clock import utcnow
 from common.errors import invalid
-from common.sql import for_update, is_unique_violation, like_pattern
+from common.sql import fetch, for_update, is_unique_violation, like_pattern
 from shop.auth.ratelimit import count_login_attempt
 from shop.auth.schemas import PASSWORD_MIN_LENGTH
 from shop.auth.tables import AccountAction, AccountEvent, RevokedToken, Role, User
@@ -74,7 +74,7 @@ async def load_principal(user_id: int, token_version: int | None = None, unless_
         sql, args = sql + " AND token_version = {}", [*args, token_version]
     if unless_revoked is not None:
         sql, args = sql + " AND " + _NOT_REVOKED, [*args, unless_revoked]
-    rows = await User.raw(sql, *args)
+    rows = await fetch(User, sql, *args)
     return _principal(rows[0]) if rows else None
 
 

@@ -10,8 +10,8 @@ looked up there, behind a cache of at most a second (`shop/auth/revocation.py`).
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
 
 from litestar import Request
 from litestar.connection import ASGIConnection
@@ -25,6 +25,43 @@ from shop.auth.accounts import Principal, load_principal
 from shop.settings import Settings
 
 COOKIE = "shop_token"  # the pages' login cookie
+
+
+class VerifiedToken(Token):
+    """Litestar's token, each token string's signature verified once per process: the same
+    string decodes to the same token, so later requests with it skip pyjwt (its checks cost
+    more CPU than the account's query on a busy route). Its expiry is checked on every use;
+    whether it still counts (account active, version, not logged out) is asked of the
+    database on every request all the same (`principal_for`)."""
+
+    _verified: ClassVar[dict[tuple[str, str, str], Token]] = {}
+    MAX_REMEMBERED: ClassVar[int] = 10_000
+
+    @classmethod
+    def decode(  # type: ignore[override]
+        cls,
+        encoded_token: str,
+        secret: str,
+        algorithm: str,
+        audience: Any = None,
+        issuer: Any = None,
+        require_claims: Any = None,
+        verify_exp: bool = True,
+        verify_nbf: bool = True,
+        strict_audience: bool = False,
+    ) -> Token:
+        plain = audience is None and issuer is None and not require_claims and verify_exp and verify_nbf and not strict_audience
+        key = (encoded_token, secret, algorithm)
+        if plain and (token := cls._verified.get(key)) is not None:
+            if token.exp > datetime.now(timezone.utc):
+                return token
+            del cls._verified[key]
+        token = super().decode(encoded_token, secret, algorithm, audience, issuer, require_claims, verify_exp, verify_nbf, strict_audience)
+        if plain and "nbf" not in token.extras:
+            if len(cls._verified) >= cls.MAX_REMEMBERED:
+                cls._verified.clear()
+            cls._verified[key] = token
+        return token
 
 
 def issue_token(jwt_auth: JWTCookieAuth[Principal], principal: Principal) -> str:
@@ -60,7 +97,7 @@ async def _retrieve_user(token: Token, connection: ASGIConnection) -> Principal 
 def decode(raw: str, jwt_auth: JWTCookieAuth[Principal]) -> Token | None:
     """A raw token (the pages' cookie) decoded and verified, or None."""
     try:
-        return Token.decode(raw, jwt_auth.token_secret, jwt_auth.algorithm)
+        return jwt_auth.token_cls.decode(raw, jwt_auth.token_secret, jwt_auth.algorithm)
     except NotAuthorizedException:
         return None
 
@@ -99,6 +136,7 @@ def build_jwt_auth(settings: Settings) -> JWTCookieAuth[Principal]:
     return JWTCookieAuth[Principal](
         retrieve_user_handler=_retrieve_user,
         token_secret=settings.secret_key,
+        token_cls=VerifiedToken,
         default_token_expiration=timedelta(hours=settings.token_ttl_hours),
         exclude_opt_key="exclude_from_auth",
         exclude=["^/health", "^/ready", "^/metrics", "^/schema", "^/static"],
