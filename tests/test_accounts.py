@@ -209,3 +209,26 @@ def test_the_revocation_cache_forgets_good_answers_within_its_ttl():
     for jti in ("a", "b", "c", "d"):
         cache.put(jti, False)
     assert cache.get("d") is False  # full: what expired made room
+
+
+async def test_a_token_verified_before_still_expires_and_a_forged_one_is_refused(app, client, make_user):
+    """Each token string's signature is verified once per process (shop.auth.tokens.VerifiedToken):
+    the same string still stops working when it expires, and a string changed in any way is
+    verified anew (and refused)."""
+    import asyncio
+    import uuid
+
+    fresh = await make_user("admin")  # a new account: its tokens are of version 0
+    me = (await fresh.get("/api/me")).json()
+    short = app.state.jwt_auth.create_token(
+        identifier=str(me["id"]), token_expiration=timedelta(seconds=2),
+        token_unique_jwt_id=uuid.uuid4().hex, token_extras={"ver": 0},
+    )
+    api = Api(client, short)
+    assert (await api.get("/api/me")).status_code == 200
+    assert (await api.get("/api/me")).status_code == 200  # the remembered verification
+    head, payload, signature = short.split(".")
+    forged = Api(client, f"{head}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}")
+    assert_problem(await forged.get("/api/me"), 401, "unauthenticated")
+    await asyncio.sleep(3.1)  # JWT expiry is in whole seconds
+    assert_problem(await api.get("/api/me"), 401, "unauthenticated")
