@@ -90,12 +90,6 @@ class Opening:
         return delivery_of(self.address, branch_id, address_id) or {}
 
 
-# For the rest of the placing transaction, PostgreSQL runs its prepared statements with their
-# generic plan: the last statement's (arrays of any length) was otherwise planned anew on
-# every order, which cost more than running it.
-GENERIC_PLANS_SQL = "set_config('plan_cache_mode', 'force_generic_plan', true)"
-
-
 async def opening(branch_id: int, key: str, address_id: int | None, product_ids: list[int] | None = None) -> Opening:
     if not is_postgres(Order):
         found = await Order.select(Order.id, Order.request_hash).where(
@@ -112,7 +106,7 @@ async def opening(branch_id: int, key: str, address_id: int | None, product_ids:
         "a.branch AS address_branch, a.name AS address_name, a.phone AS address_phone, a.address AS address_text, "
         f"(SELECT json_agg(pr) FROM ({stock.products_sql(len(ids))}) pr) AS products "
         "FROM (SELECT nextval(pg_get_serial_sequence('shop_order', 'id')) AS next_id, "
-        f"{policy.HOLD_GATE_SQL} AS gate, {GENERIC_PLANS_SQL} AS plans) AS one "
+        f"{policy.HOLD_GATE_SQL} AS gate) AS one "
         "LEFT JOIN shop_order o ON o.branch = {} AND o.idempotency_key = {} "
         f"LEFT JOIN LATERAL ({DELIVERY_LATERAL_SQL}) a ON true",
         branch_id, *ids, branch_id, key, address_id, branch_id, address_id,
