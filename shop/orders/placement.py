@@ -22,7 +22,7 @@ from budgets.states import LedgerKind
 from budgets.tables import Union
 from catalog import stock
 from common.errors import DomainError, invalid
-from common.sql import CtePart, fetch, is_postgres, is_unique_violation
+from common.sql import CtePart, fetch, fresh_plans_transaction, is_postgres, is_unique_violation
 from shop.auth.accounts import Principal
 from shop.db import after_commit
 from shop.fulfilment.addresses import DELIVERY_LATERAL_SQL, delivery_of, delivery_row
@@ -189,7 +189,7 @@ async def _place(
     wanted = [(line.product_id, line.quantity) for line in body.lines]
     year = ledger.budget_year(now)
     try:
-        async with Order._meta.db.transaction():
+        async with fresh_plans_transaction(Order):
             opened = await opening(branch_id, key, body.address_id, stock.wanted_ids(wanted))
             order_id = opened.order_id
             if opened.existing:
