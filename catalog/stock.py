@@ -4,7 +4,7 @@ there is one, so the stock moves with the order (and its budget holds) or not at
 
 Placing an order on PostgreSQL takes its stock in its last statement instead, so that the
 product rows, the hottest rows of the shop, stay locked for that statement and the commit
-only: the products are read unlocked first (`PRODUCTS_SQL`, `priced`: refusals as
+only: the products are read unlocked first (`products_sql`, `priced`: refusals as
 `reserve_stock` gives them), and the last statement takes the stock only where each
 product is still listed at the price, title, supplier and region that were read and has
 enough (`take_parts`); when it does not, the order is not written and the caller asks
@@ -88,7 +88,7 @@ async def reserve_stock(lines: list[tuple[int, int]]) -> list[ReservedLine]:
 
 def wanted_ids(lines: Sequence[tuple[int, int]]) -> list[int]:
     """The products of an order's lines that can exist (ids in range), ascending: what
-    `PRODUCTS_SQL` reads."""
+    `products_sql` reads."""
     return sorted(i for i in _check_lines(lines) if 1 <= i <= ID_MAX)
 
 
