@@ -22,7 +22,7 @@ from catalog.tables import Product, ProductReview, ProductStatus, ReviewAction, 
 from common.clock import local, utcnow
 from common.errors import DomainError, invalid
 from common.schemas import ID_MAX
-from common.sql import fetch, for_update, like_pattern
+from common.sql import fetch, for_update, like_pattern, sql_one_of
 
 S = ProductStatus
 
@@ -136,8 +136,9 @@ async def list_products(
         args.append(supplier_id)
     if paired_with:
         codes = sorted(set(paired_with))
-        where.append(f"p.region IN (SELECT region FROM catalog_region_pairing WHERE union_code IN ({', '.join('{}' for _ in codes)}))")
-        args += codes
+        one_of, values = sql_one_of(Product, codes)
+        where.append(f"p.region IN (SELECT region FROM catalog_region_pairing WHERE union_code {one_of})")
+        args += values
     if q is not None and (q := q.strip()):
         # title or description contains `q`, by the same SQL on both databases: `q` lower-cased and
         # `!`-escaped (`common.sql.like_pattern`) against the lower-cased column. ASCII letters match

@@ -100,6 +100,15 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def sql_one_of(table: Any, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """A condition's right side, "equal to one of `values`", and its parameters: on
+    PostgreSQL `= ANY({})` with the values as one array (the statement keeps one generic
+    plan; with a parameter per value it was planned anew on every run), elsewhere `IN ({}, …)`."""
+    if isinstance(table._meta.db, PostgresEngine):
+        return "= ANY({})", [list(values)]
+    return f"IN ({', '.join('{}' for _ in values)})", list(values)
+
+
 def is_unique_violation(exc: BaseException) -> bool:
     """Piccolo does not wrap driver errors: recognise a unique violation from either driver."""
     try:
