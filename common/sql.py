@@ -10,7 +10,7 @@ from functools import lru_cache
 from string import Formatter
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence, TypeVar
 
-from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
+from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import TransactionType
 
 
@@ -45,35 +45,6 @@ async def read_snapshot(table: Any) -> AsyncIterator[None]:
     else:
         async with db.transaction(transaction_type=TransactionType.deferred):
             yield
-
-
-class FreshPlansTransaction(PostgresTransaction):
-    """A PostgreSQL transaction in which every statement is planned for the tables as they
-    are now (`plan_cache_mode = force_custom_plan`, set in the same round trip as BEGIN),
-    the foreign keys' checks among them. A connection otherwise keeps a statement's generic
-    plan until the table's statistics change; where they are never refreshed (autovacuum
-    off), plans made while the orders' tables were nearly empty went on scanning them whole
-    once they had grown (pg_stat_user_tables showed a pass over shop_order for every order)."""
-
-    async def begin(self) -> None:
-        await self.connection.execute("BEGIN; SET LOCAL plan_cache_mode = force_custom_plan")
-
-    async def commit(self) -> None:
-        await self.connection.execute("COMMIT")
-        self._committed = True
-
-    async def rollback(self) -> None:
-        await self.connection.execute("ROLLBACK")
-        self._rolled_back = True
-
-
-def fresh_plans_transaction(table: Any) -> Any:
-    """`table`'s engine's transaction; on PostgreSQL a `FreshPlansTransaction` (for the
-    transactions that write to tables that keep growing: placing an order)."""
-    db = table._meta.db
-    if isinstance(db, PostgresEngine):
-        return FreshPlansTransaction(engine=db)
-    return db.transaction()
 
 
 T = TypeVar("T")

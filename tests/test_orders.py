@@ -116,6 +116,27 @@ async def test_idempotency_key(world, fixed_clock):
     assert await Order.count() == 2
 
 
+async def test_a_replay_answers_the_order_even_when_it_could_not_be_placed_now(world, fixed_clock):
+    """The same key and body answer the order placed before, whatever has changed since: the
+    stock sold out, the product delisted, the members' quota spent, a member deactivated."""
+    tea = world.products["tea"]
+    body = {"lines": [{"product_id": tea, "quantity": 2}], "members": world.members[:2]}
+    first = await place(world.buyer, body, key="before")
+    assert first.status_code == 201, first.text
+    await Product.update({Product.stock: 0}).where(Product.id == tea)
+    before = await snapshot()
+    again = await place(world.buyer, body, key="before")
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"], again.text
+    await Product.update({Product.status: "delisted"}).where(Product.id == tea)
+    await Member.update({Member.active: False}).where(Member.id == world.members[1])
+    await CapPolicy.insert(CapPolicy(year=2026, cap_fen=100)).on_conflict(action="DO NOTHING")
+    again = await place(world.buyer, body, key="before")
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"], again.text
+    assert await snapshot() == before  # nothing taken, held or written by the replays
+    other = await place(world.buyer, {**body, "members": world.members[:1]}, key="before")
+    assert_problem(other, 409, "idempotency_conflict")
+
+
 async def test_concurrent_twins_make_one_order(world, fixed_clock):
     body = {"lines": [{"product_id": world.products["tea"], "quantity": 1}], "members": world.members[:2]}
     results = await asyncio.gather(*[place(world.buyer, body, key="twin") for _ in range(6)])

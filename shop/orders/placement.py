@@ -22,7 +22,7 @@ from budgets.states import LedgerKind
 from budgets.tables import Union
 from catalog import stock
 from common.errors import DomainError, invalid
-from common.sql import CtePart, fetch, fresh_plans_transaction, is_postgres, is_unique_violation
+from common.sql import CtePart, fetch, is_postgres, is_unique_violation
 from shop.auth.accounts import Principal
 from shop.db import after_commit
 from shop.fulfilment.addresses import DELIVERY_LATERAL_SQL, delivery_of, delivery_row
@@ -75,10 +75,12 @@ def _replay(existing: dict, digest: str) -> int:
 class Opening:
     """What placing reads first, in one statement on PostgreSQL: the id the next order will
     have (PostgreSQL only, else None), the branch's order already placed with this
-    Idempotency-Key (if any), the branch's approval rule, the delivery address to copy
-    (the named one, or the branch's default: `address`, its row or None, checked by
-    `delivery()` once a replay is ruled out) and, on PostgreSQL, the order's products as
-    they are (unlocked: `catalog.stock.priced`); that statement also takes the cap gate."""
+    Idempotency-Key (SQLite; PostgreSQL finds it only when something refuses, `_place`), the
+    branch's approval rule, the delivery address to copy (the named one, or the branch's
+    default: `address`, its row or None, checked by `delivery()` once a replay is ruled out)
+    and, on PostgreSQL, the order's products as they are (unlocked: `catalog.stock.priced`);
+    that statement also takes the cap gate and has the rest of the transaction planned fresh
+    (`FRESH_PLANS_SQL`)."""
 
     order_id: int | None
     existing: dict[str, Any] | None
@@ -90,34 +92,40 @@ class Opening:
         return delivery_of(self.address, branch_id, address_id) or {}
 
 
+# For the rest of the placing transaction PostgreSQL plans each statement for the tables as
+# they are, the foreign keys' checks among them. A connection otherwise keeps a statement's
+# generic plan until the table's statistics change; where they are never refreshed
+# (autovacuum off), plans made while the orders' tables were nearly empty went on scanning
+# them whole once they had grown (pg_stat_user_tables: a pass over shop_order and over the
+# budget rows for every order). The first statement reads only tables that stay small or
+# are reached by a key whatever the plan, so its own cached plan is safe.
+FRESH_PLANS_SQL = "set_config('plan_cache_mode', 'force_custom_plan', true)"
+
+
 async def opening(branch_id: int, key: str, address_id: int | None, product_ids: list[int] | None = None) -> Opening:
     if not is_postgres(Order):
-        found = await Order.select(Order.id, Order.request_hash).where(
-            (Order.branch == branch_id) & (Order.idempotency_key == key)
-        ).first()
+        found = await find_by_key(branch_id, key)
         rule = await Union.select(Union.approval_above_fen).where(Union.id == branch_id).first()
         address = await delivery_row(branch_id, address_id)
         return Opening(None, found, rule["approval_above_fen"] if rule else None, address)
     ids = product_ids or []
     [row] = await fetch(
         Order,
-        "SELECT one.next_id, o.id, o.request_hash, "
+        "SELECT one.next_id, "
         "(SELECT approval_above_fen FROM budget_union WHERE id = {}) AS approval_above_fen, "
         "a.branch AS address_branch, a.name AS address_name, a.phone AS address_phone, a.address AS address_text, "
         f"(SELECT json_agg(pr) FROM ({stock.products_sql(len(ids))}) pr) AS products "
         "FROM (SELECT nextval(pg_get_serial_sequence('shop_order', 'id')) AS next_id, "
-        f"{policy.HOLD_GATE_SQL} AS gate) AS one "
-        "LEFT JOIN shop_order o ON o.branch = {} AND o.idempotency_key = {} "
+        f"{policy.HOLD_GATE_SQL} AS gate, {FRESH_PLANS_SQL} AS plans) AS one "
         f"LEFT JOIN LATERAL ({DELIVERY_LATERAL_SQL}) a ON true",
-        branch_id, *ids, branch_id, key, address_id, branch_id, address_id,
+        branch_id, *ids, address_id, branch_id, address_id,
     )
-    existing = {"id": row["id"], "request_hash": row["request_hash"]} if row["id"] is not None else None
     address = None
     if row["address_branch"] is not None:
         address = {"branch": row["address_branch"], "name": row["address_name"], "phone": row["address_phone"],
                    "address": row["address_text"]}
     products = msgspec.json.decode(row["products"]) if row["products"] else []
-    return Opening(row["next_id"], existing, row["approval_above_fen"], address, products)
+    return Opening(row["next_id"], None, row["approval_above_fen"], address, products)
 
 
 async def find_by_key(branch_id: int, key: str) -> dict | None:
@@ -162,8 +170,8 @@ async def place_order(
     in the lock order budget rows (ascending member id), then product rows (ascending id).
 
     On PostgreSQL it is 5 round trips, whatever the number of products and members: BEGIN;
-    the next order id with the key's earlier order, the branch's approval rule, the delivery
-    address, the products as they are and the cap gate; the members' budget rows made where
+    the next order id with the branch's approval rule, the delivery address, the products as
+    they are, the cap gate and fresh plans (`Opening`); the members' budget rows made where
     missing and locked, with the cap; one statement taking the stock and writing the order,
     its event, lines, allocations, ledger entries and budgets; COMMIT. The product rows stay
     locked for the last two. If that statement took no stock, nothing was written: a
@@ -189,7 +197,7 @@ async def _place(
     wanted = [(line.product_id, line.quantity) for line in body.lines]
     year = ledger.budget_year(now)
     try:
-        async with fresh_plans_transaction(Order):
+        async with Order._meta.db.transaction():
             opened = await opening(branch_id, key, body.address_id, stock.wanted_ids(wanted))
             order_id = opened.order_id
             if opened.existing:
@@ -246,7 +254,12 @@ async def _place(
             if awaiting:
                 await approval.request(row, opened.approval_above_fen, now)
     except Exception as exc:
-        if is_unique_violation(exc) and (existing := await find_by_key(branch_id, key)):
+        # An Idempotency-Key used before: the order's unique key refuses the insert, or (on
+        # PostgreSQL, which does not look for it up front) something refuses before it (the
+        # stock or the quota spent since, …). Either way the earlier order is the answer.
+        if (is_unique_violation(exc) or isinstance(exc, (DomainError, _ProductsMoved))) and (
+            existing := await find_by_key(branch_id, key)
+        ):
             return _replay(existing, digest), None
         raise
     lines = [
