@@ -111,11 +111,14 @@ async def delivery_row(branch_id: int, address_id: int | None) -> dict[str, Any]
 
 
 # The same lookup as `delivery_row`, as a part of another statement (placing reads it with
-# the order's other first facts): `{branch}`, `{address_id}` its parameters (placeholders `{}`
-# in that order), answering `branch, name, phone, address` or no row.
+# the order's other first facts): `{address_id}`, `{address_id}`, `{branch}` its parameters
+# (placeholders `{}` in that order), answering `branch, name, phone, address` or no row.
+# Either half is reached by an index (the key, or the branch's one default), whatever plan
+# the statement keeps.
 DELIVERY_LATERAL_SQL = (
-    "SELECT branch, name, phone, address FROM shop_delivery_address "
-    "WHERE CASE WHEN {}::integer IS NULL THEN branch = {} AND is_default ELSE id = {}::integer END LIMIT 1"
+    "SELECT branch, name, phone, address FROM shop_delivery_address WHERE id = {}::integer "
+    "UNION ALL SELECT branch, name, phone, address FROM shop_delivery_address "
+    "WHERE {}::integer IS NULL AND branch = {} AND is_default LIMIT 1"
 )
 
 

@@ -118,7 +118,7 @@ async def opening(branch_id: int, key: str, address_id: int | None, product_ids:
         "FROM (SELECT nextval(pg_get_serial_sequence('shop_order', 'id')) AS next_id, "
         f"{policy.HOLD_GATE_SQL} AS gate, {FRESH_PLANS_SQL} AS plans) AS one "
         f"LEFT JOIN LATERAL ({DELIVERY_LATERAL_SQL}) a ON true",
-        branch_id, *ids, address_id, branch_id, address_id,
+        branch_id, *ids, address_id, address_id, branch_id,
     )
     address = None
     if row["address_branch"] is not None:
