@@ -5,11 +5,12 @@ here, answered in the response's `X-Request-ID` header."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import re
 import traceback
-import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,18 @@ FORMATS = ("text", "json")
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
+_issued: dict[str, Any] = {"pid": 0, "prefix": "", "count": itertools.count(1)}
+
+
+def new_request_id() -> str:
+    """32 hex digits: random for the process (8 bytes), then counted; unique like a uuid4 for
+    the logs' purposes, at a fraction of its cost on every request."""
+    pid = os.getpid()
+    if _issued["pid"] != pid:  # a new process (a worker): its own random part
+        _issued.update(pid=pid, prefix=os.urandom(8).hex(), count=itertools.count(1))
+    return f"{_issued['prefix']}{next(_issued['count']):016x}"
+
+
 def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
     for name, value in headers:
         if name.lower() == REQUEST_ID_HEADER.encode():
@@ -32,7 +45,7 @@ def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
             if SANE_REQUEST_ID.fullmatch(sent):
                 return sent
             break
-    return uuid.uuid4().hex
+    return new_request_id()
 
 
 class RequestIdMiddleware:
