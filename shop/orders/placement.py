@@ -97,8 +97,8 @@ class Opening:
 # generic plan until the table's statistics change; where they are never refreshed
 # (autovacuum off), plans made while the orders' tables were nearly empty went on scanning
 # them whole once they had grown (pg_stat_user_tables: a pass over shop_order and over the
-# budget rows for every order). The first statement reads only tables that stay small or
-# are reached by a key whatever the plan, so its own cached plan is safe.
+# budget rows for every order). The first statement reads only tables that change slowly
+# (the unions, addresses and catalog), so its own cached plan is kept.
 FRESH_PLANS_SQL = "set_config('plan_cache_mode', 'force_custom_plan', true)"
 
 
