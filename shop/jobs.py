@@ -47,4 +47,10 @@ async def run_periodically(settings: Settings) -> None:
             logger.exception("periodic work failed")
 
 
-JOBS = [run_periodically]
+def _keep_statistics(settings: Settings):
+    from shop.statistics import keep_statistics
+
+    return keep_statistics(settings)
+
+
+JOBS = [run_periodically, _keep_statistics]
