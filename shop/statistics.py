@@ -6,11 +6,10 @@ tables were empty kept planning for empty tables, and once the tables had grown 
 scanned `shop_order` and the budget rows whole (`pg_stat_user_tables.seq_tup_read`: a pass
 over each for every order; the bench's orders/s fell by half within a minute). So where
 autovacuum is off, every server process looks every `STATISTICS_INTERVAL_SECONDS` for the
-tables below that hold more than twice the rows their statistics say (and at least 1000), and
-analyzes them. Only growth counts: rows updated in place (a shared member's budget) change no
-plan, and analyzing them would only throw every connection's plans away. ANALYZE takes no lock
-that writes wait for, and the plans made afterwards fit the tables as they are. With
-autovacuum on this does nothing."""
+tables below that have changed more than they hold (they doubled, at least 1000 rows) since
+they were last analyzed, and analyzes them: what autovacuum's analyze would do, by the same
+measure (`n_mod_since_analyze`). ANALYZE takes no lock that writes wait for, and the plans
+made afterwards fit the tables as they are. With autovacuum on this does nothing."""
 
 from __future__ import annotations
 
@@ -29,16 +28,16 @@ GROWING_TABLES = (
 )
 
 
-async def analyze_grown(table: Any, minimum: int = 1000, tables: tuple[str, ...] = GROWING_TABLES) -> list[str]:
-    """Analyze those of `tables` that hold more than twice the rows their statistics say
-    (and at least `minimum`). Returns their names."""
+async def analyze_grown(table: Any, minimum: int = 1000) -> list[str]:
+    """Analyze the growing tables changed by more than they hold (and by at least `minimum`
+    rows) since their last analysis. Returns their names."""
     rows = await table.raw(
         "SELECT s.relname AS name FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
         "WHERE s.schemaname = current_schema() AND s.relname = ANY({}) "
-        "AND s.n_live_tup > GREATEST({}, 2 * c.reltuples) ORDER BY s.relname",
-        list(tables), minimum,
+        "AND s.n_mod_since_analyze > GREATEST({}, c.reltuples) ORDER BY s.relname",
+        list(GROWING_TABLES), minimum,
     )
-    names = [r["name"] for r in rows if r["name"] in tables]  # the names asked for only, quoted as such
+    names = [r["name"] for r in rows if r["name"] in GROWING_TABLES]  # our own names only, quoted as such
     if names:
         await table.raw("ANALYZE " + ", ".join(f'"{name}"' for name in names))
         logger.info("analyzed %s: grown past their statistics (autovacuum is off)", ", ".join(names))
