@@ -47,10 +47,4 @@ async def run_periodically(settings: Settings) -> None:
             logger.exception("periodic work failed")
 
 
-def _keep_statistics(settings: Settings):
-    from shop.statistics import keep_statistics
-
-    return keep_statistics(settings)
-
-
-JOBS = [run_periodically, _keep_statistics]
+JOBS = [run_periodically]

@@ -24,9 +24,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     transfer_hold_days: int = 30  # how long an unpaid bank-transfer order holds quota
     approval_hours: int = 72  # an order waiting for its approver this long expires (APPROVAL_HOURS)
     expiry_interval_seconds: int = 60  # how often the server expires stale holds
-    # PostgreSQL with autovacuum off: how often to look for order tables grown past their
-    # statistics (shop/statistics.py); 0: never
-    statistics_interval_seconds: int = 5
     auto_receive_days: int = 10  # a shipment still `shipped` this long after it was sent is received
     pg_pool_min: int = 1
     pg_pool_max: int = 10

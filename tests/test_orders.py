@@ -377,26 +377,3 @@ async def test_a_product_delisted_after_the_read_is_refused(world, fixed_clock, 
     body = assert_problem(await place(world.buyer, {"lines": [{"product_id": tea, "quantity": 1}], "members": world.members[:1]}), 409, "not_listed")
     assert body["products"] == [{"product_id": tea, "status": "delisted"}]
     assert await snapshot() == before
-
-
-async def test_order_tables_grown_past_their_statistics_are_analyzed(world, fixed_clock):
-    """Where autovacuum is off, the server analyzes the tables orders grow once they have
-    changed more than their statistics say they hold (shop/statistics.py); here with no
-    minimum, so that one order is enough."""
-    from shop.orders.placement import is_postgres
-    from shop.statistics import analyze_grown
-
-    if not is_postgres(Order):
-        pytest.skip("PostgreSQL's statistics")
-    r = await place(world.buyer, {"lines": [{"product_id": world.products["tea"], "quantity": 1}], "members": world.members[:1]})
-    assert r.status_code == 201, r.text
-    names: list[str] = []
-    for _ in range(50):  # the counts reach the statistics within a second or so
-        names = await analyze_grown(Order, minimum=0)
-        if "shop_order" in names:
-            break
-        await asyncio.sleep(0.2)
-    assert {"shop_order", "shop_order_line", "shop_allocation", "budget_ledger"} <= set(names), names
-    [row] = await Order.raw("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'shop_order' AND schemaname = current_schema()")
-    assert row["last_analyze"] is not None
-    assert "shop_order" not in await analyze_grown(Order, minimum=0)  # unchanged since
