@@ -14,7 +14,8 @@ from typing import Any, AsyncIterator
 from piccolo.columns.combination import WhereRaw
 from piccolo.query import OrderByRaw
 
-from budgets.ledger import LEDGER_COLUMNS, MOVES, Verification, verify_ledger
+from budgets.ledger import MOVES
+from budgets.verification import LEDGER_COLUMNS, Verification, verify_ledger
 from budgets.policy import CAP_IN_FORCE_SQL, cap_for_year
 from budgets.states import LedgerKind
 from budgets.tables import LedgerEntry, Member, MemberBudget

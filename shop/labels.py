@@ -130,7 +130,7 @@ TRAIL_ACTIONS = {
     **{f"user_{k}": v for k, v in _ACCOUNT_ACTIONS.items()},
 }
 
-# what `budgets.ledger.verify_ledger` finds wrong
+# what `budgets.verification.verify_ledger` finds wrong
 VERIFY_PROBLEMS = {
     "entry without a budget row": "流水没有对应的额度记录",
     "chain broken: prev_hash does not match the entry before": "哈希链断裂：与上一条流水的哈希不符",

@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from budgets import ledger
+from budgets import ledger, verification
 from budgets.tables import Member, MemberBudget
 from catalog.tables import Product
 from common.clock import utcnow
@@ -40,7 +40,7 @@ async def check_invariants(members: list[int], cap: int = 60000):
     rows = await MemberBudget.select().where(MemberBudget.member.is_in(members))
     for row in rows:
         assert row["held_fen"] + row["spent_fen"] <= cap, row
-    result = await ledger.verify_ledger()
+    result = await verification.verify_ledger()
     assert result.ok, result.problems
     return {r["member"]: r["held_fen"] for r in rows}
 
@@ -141,7 +141,7 @@ async def test_verify_while_orders_are_placed_sees_one_snapshot(app, server, mak
     bad = [a for a in answers if not a["ok"] or a["problems"]]
     assert bad == [], f"{len(bad)} of {len(answers)} answers saw problems, the first: {bad[:1]}"
     assert answers[-1]["placed"] > answers[0]["placed"], "orders were being placed while verifying"
-    assert (await ledger.verify_ledger()).ok
+    assert (await verification.verify_ledger()).ok
     assert len(placed) == await Order.count()
 
 
@@ -188,4 +188,4 @@ async def test_cap_changes_while_orders_are_placed_never_show_a_hold_over_its_ca
     r = await admin.get("/api/audit/members", params={"year": year, "min_ratio": 0, "limit": 200})
     items = r.json()["items"]
     assert items and [m["member_id"] for m in items if m["over_cap"]] == []
-    assert (await ledger.verify_ledger()).ok
+    assert (await verification.verify_ledger()).ok

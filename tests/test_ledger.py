@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from budgets import ledger, policy
+from budgets import ledger, policy, verification
 from budgets.tables import (
     CapPolicy,
     LedgerEntry,
@@ -67,7 +67,7 @@ async def test_hold_capture_refund_release_and_verify(app):
     assert total["spent_fen"] == 49000 and total["orders"] == 1
     kinds = [r["kind"] for r in await LedgerEntry.select(LedgerEntry.kind).where(LedgerEntry.member == b).order_by(LedgerEntry.seq)]
     assert kinds == ["hold", "capture", "hold", "release"]
-    result = await ledger.verify_ledger()
+    result = await verification.verify_ledger()
     assert result.ok, result.problems
     assert result.entries == 7 and result.member_years == 2
 
@@ -102,7 +102,7 @@ async def test_moves_that_do_not_fit_are_refused(app):
     with pytest.raises(DomainError) as err:  # no budget row for another year
         await ledger.capture([(a, 1)], year=2025, order_id=1, at=AT)
     assert await balances(a) == (100, 0)
-    assert (await ledger.verify_ledger()).ok
+    assert (await verification.verify_ledger()).ok
 
 
 async def test_unknown_member_is_refused(app):
@@ -116,11 +116,11 @@ async def test_verify_finds_tampering(app):
     _, (a, b) = await make_branch_with_members(2)
     for i in range(3):
         await ledger.hold([(a, 1000), (b, 1000)], year=2026, order_id=i + 1, at=AT + timedelta(minutes=i))
-    assert (await ledger.verify_ledger(batch=2)).ok
+    assert (await verification.verify_ledger(batch=2)).ok
     second = await LedgerEntry.select().where(LedgerEntry.member == a).order_by(LedgerEntry.seq).offset(1).first()
     # someone edits an amount behind the ledger's back
     await LedgerEntry.update({LedgerEntry.amount_fen: 900}).where(LedgerEntry.seq == second["seq"])
-    result = await ledger.verify_ledger(batch=2)
+    result = await verification.verify_ledger(batch=2)
     assert not result.ok
     problems = {(p["member_id"], p["problem"]) for p in result.problems}
     assert (a, "hash does not match the entry's content") in problems
@@ -129,7 +129,7 @@ async def test_verify_finds_tampering(app):
     # a balance changed without a ledger entry
     await LedgerEntry.update({LedgerEntry.amount_fen: 1000}).where(LedgerEntry.seq == second["seq"])
     await MemberBudget.update({MemberBudget.held_fen: 0}).where(MemberBudget.member == b)
-    result = await ledger.verify_ledger()
+    result = await verification.verify_ledger()
     assert [(p["member_id"], p["problem"]) for p in result.problems] == [(b, "replay does not give the balance")]
 
 
@@ -188,7 +188,7 @@ async def test_random_sequences_keep_the_invariants(app, ops):
             h, s = model[member]
             assert h >= 0 and s >= 0
         # held + spent never passes the cap in force when it was placed (holds are checked)
-        result = await ledger.verify_ledger()
+        result = await verification.verify_ledger()
         assert result.ok, result.problems
     total = await UnionYearTotal.select(UnionYearTotal.spent_fen).first()
     assert (total["spent_fen"] if total else 0) == sum(s for _, s in model.values())

@@ -221,7 +221,7 @@ async def test_a_pg_dump_backup_restores_to_a_shop_that_checks_and_verifies(app,
             run("pg_restore", "--no-owner", f"--dbname={restored}", str(dump))
             code, out = check(DATABASE_URL=restored)
             assert code == 0 and re.search(r"^ok    migrations: all \d+ applied$", out, re.MULTILINE), out
-            verify = "import asyncio; from budgets.ledger import verify_ledger; v = asyncio.run(verify_ledger()); print(v.ok, v.entries)"
+            verify = "import asyncio; from budgets.verification import verify_ledger; v = asyncio.run(verify_ledger()); print(v.ok, v.entries)"
             assert run(sys.executable, "-c", verify, DATABASE_URL=restored).split() == ["True", "2"]  # the two holds, chained
         finally:
             run("psql", "-q", maintenance, "-c", f'DROP DATABASE IF EXISTS "{name}"')

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from budgets import ledger
+from budgets import verification
 from budgets.tables import CapPolicy, LedgerEntry, Member, MemberBudget
 from catalog.tables import Product
 from shop.orders import cancellation as orders
@@ -81,7 +81,7 @@ async def test_even_split_gives_remainder_to_first_members(world, fixed_clock):
     assert await budget(c) == (5001, 0) and await budget(a) == (5001, 0) and await budget(b) == (5000, 0)
     entries = await LedgerEntry.select().where(LedgerEntry.order_id == order["id"])
     assert sorted((e["member"], e["kind"], e["amount_fen"]) for e in entries) == sorted([(c, "hold", 5001), (a, "hold", 5001), (b, "hold", 5000)])
-    assert (await ledger.verify_ledger()).ok
+    assert (await verification.verify_ledger()).ok
 
 
 async def test_explicit_allocations_must_add_up(world, fixed_clock):
@@ -237,7 +237,7 @@ async def test_cancel_releases_stock_and_holds(world, fixed_clock):
     assert_problem(await world.buyer.post("/api/orders/999999/cancel"), 404, "not_found")
     kinds = [e["kind"] for e in await LedgerEntry.select(LedgerEntry.kind).where(LedgerEntry.member == world.members[0]).order_by(LedgerEntry.seq)]
     assert kinds == ["hold", "release"]
-    assert (await ledger.verify_ledger()).ok
+    assert (await verification.verify_ledger()).ok
     assert (await snapshot())[5] == before[5]
 
 
@@ -252,7 +252,7 @@ async def test_expiry_releases_once_even_when_run_concurrently(app, world, fixed
     assert detail["status"] == "expired"
     assert await stock(world.products["tea"]) == 100 and await budget(world.members[0]) == (0, 0)
     assert await LedgerEntry.count().where(LedgerEntry.kind == "release") == 1
-    assert (await ledger.verify_ledger()).ok
+    assert (await verification.verify_ledger()).ok
 
 
 @pytest.mark.parametrize(
@@ -353,7 +353,7 @@ async def test_a_price_changed_after_the_read_is_placed_again_at_the_new_price(w
     assert await stock(tea) == 98  # taken once
     assert await budget(world.members[0]) == (12000, 0) and await budget(world.members[1]) == (12000, 0)
     assert await Order.count() == 1 and await LedgerEntry.count() == 2
-    assert (await ledger.verify_ledger()).ok
+    assert (await verification.verify_ledger()).ok
 
 
 async def test_stock_sold_after_the_read_is_refused_and_changes_nothing(world, fixed_clock, change_after_read):

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from budgets import ledger
+from budgets import verification
 from catalog.tables import Product
 from tests.conftest import POSTGRES_URL
 from tests.server import running_server
@@ -76,7 +76,7 @@ async def test_killed_connections_answer_503_then_the_server_recovers(app, make_
             # was lost in transit answers 200 (the same order), one that never was 201
             retried = await asyncio.gather(*[order(i) for i, r in enumerate(answers) if r.status_code == 503])
             assert all(r.status_code in (200, 201) for r in retried), [r.text for r in retried][:2]
-    result = await ledger.verify_ledger()
+    result = await verification.verify_ledger()
     assert result.ok, result.problems
     placed = {r.json()["id"] for r in [*answers, *again, *retried] if r.status_code in (200, 201)}
     assert len(placed) == 40  # every order once: none lost, none twice

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from budgets import ledger
+from budgets import ledger, verification
 from budgets.tables import LedgerEntry, MemberBudget
 from catalog.tables import Product
 from shop.orders.refunds import pro_rata
@@ -85,7 +85,7 @@ async def snapshot():
 
 
 async def ledger_ok():
-    result = await ledger.verify_ledger()
+    result = await verification.verify_ledger()
     assert result.ok, result.problems
     return True
 

@@ -172,7 +172,7 @@ async def verify_child_main() -> None:
     import tracemalloc
 
     import piccolo_conf
-    from budgets import ledger, policy
+    from budgets import policy, verification
     from shop.db import connection_pool
 
     async with connection_pool(piccolo_conf.DB, 1, 2):
@@ -181,13 +181,13 @@ async def verify_child_main() -> None:
         reset_peak_rss()
         load_before = load()
         t = time.perf_counter()
-        result = await ledger.verify_ledger()
+        result = await verification.verify_ledger()
         seconds = time.perf_counter() - t
         peak_rss = rss_mb("VmHWM")
         load_after = load()
         tracemalloc.start()
         t = time.perf_counter()
-        traced = await ledger.verify_ledger()
+        traced = await verification.verify_ledger()
         traced_seconds = time.perf_counter() - t
         _, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
