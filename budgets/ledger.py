@@ -274,6 +274,8 @@ def cte_parts(moves: Moves, *, after: str = "") -> list[CtePart]:
     arrays = tuple([x[c] for x in e] for c in columns)
     b = list(zip(*moves.budgets))
     written = f"EXISTS (SELECT 1 FROM {after})" if after else "true"
+    # `b.id = ANY(ids)` bounds the budget rows read whatever the plan: a generic plan made
+    # while the table was small joined the unnest with a scan of the whole primary key.
     return [
         CtePart(
             "ledger_rows",
@@ -285,8 +287,8 @@ def cte_parts(moves: Moves, *, after: str = "") -> list[CtePart]:
             "budget_rows",
             "UPDATE budget_member_budget b SET held_fen = u.held, spent_fen = u.spent, entries = u.entries, last_hash = u.hash "
             "FROM unnest({}::integer[], {}::bigint[], {}::bigint[], {}::integer[], {}::varchar[]) AS u(id, held, spent, entries, hash) "
-            f"WHERE b.id = u.id AND {written}",
-            tuple(list(col) for col in b),
+            f"WHERE b.id = ANY({{}}::integer[]) AND b.id = u.id AND {written}",
+            (*(list(col) for col in b), list(b[0])),
         ),
     ]
 

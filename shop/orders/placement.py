@@ -79,8 +79,8 @@ class Opening:
     branch's approval rule, the delivery address to copy (the named one, or the branch's
     default: `address`, its row or None, checked by `delivery()` once a replay is ruled out)
     and, on PostgreSQL, the order's products as they are (unlocked: `catalog.stock.priced`);
-    that statement also takes the cap gate and has the rest of the transaction planned fresh
-    (`FRESH_PLANS_SQL`)."""
+    that statement also takes the cap gate and has the rest of the transaction planned on
+    indexes (`INDEX_PLANS_SQL`)."""
 
     order_id: int | None
     existing: dict[str, Any] | None
@@ -92,14 +92,18 @@ class Opening:
         return delivery_of(self.address, branch_id, address_id) or {}
 
 
-# For the rest of the placing transaction PostgreSQL plans each statement for the tables as
-# they are, the foreign keys' checks among them. A connection otherwise keeps a statement's
-# generic plan until the table's statistics change; where they are never refreshed
-# (autovacuum off), plans made while the orders' tables were nearly empty went on scanning
-# them whole once they had grown (pg_stat_user_tables: a pass over shop_order and over the
-# budget rows for every order). The first statement reads only tables that change slowly
-# (the unions, addresses and catalog), so its own cached plan is kept.
-FRESH_PLANS_SQL = "set_config('plan_cache_mode', 'force_custom_plan', true)"
+# For the rest of the placing transaction PostgreSQL plans with sequential scans off, so that
+# every plan it makes there, the foreign keys' checks among them, reaches rows through their
+# indexes. A connection keeps a statement's generic plan until the table's statistics change;
+# where they are never refreshed (autovacuum off), plans made while the orders' tables were
+# nearly empty scan them whole (cheapest for a page or two) and went on doing so once they
+# had grown (pg_stat_user_tables: a pass over shop_order and over the budget rows for every
+# order). Index plans stay right as the tables grow, and being kept, they are planned once
+# per connection, not on every order (planning every statement afresh, as this did before,
+# cost more PostgreSQL time than the statements themselves). The setting is local to the
+# transaction; the first statement reads only tables that change slowly (the unions,
+# addresses and catalog) and is planned as usual.
+INDEX_PLANS_SQL = "set_config('enable_seqscan', 'off', true)"
 
 
 async def opening(branch_id: int, key: str, address_id: int | None, product_ids: list[int] | None = None) -> Opening:
@@ -116,7 +120,7 @@ async def opening(branch_id: int, key: str, address_id: int | None, product_ids:
         "a.branch AS address_branch, a.name AS address_name, a.phone AS address_phone, a.address AS address_text, "
         f"(SELECT json_agg(pr) FROM ({stock.products_sql(len(ids))}) pr) AS products "
         "FROM (SELECT nextval(pg_get_serial_sequence('shop_order', 'id')) AS next_id, "
-        f"{policy.HOLD_GATE_SQL} AS gate, {FRESH_PLANS_SQL} AS plans) AS one "
+        f"{policy.HOLD_GATE_SQL} AS gate, {INDEX_PLANS_SQL} AS plans) AS one "
         f"LEFT JOIN LATERAL ({DELIVERY_LATERAL_SQL}) a ON true",
         branch_id, *ids, address_id, address_id, branch_id,
     )
@@ -171,7 +175,7 @@ async def place_order(
 
     On PostgreSQL it is 5 round trips, whatever the number of products and members: BEGIN;
     the next order id with the branch's approval rule, the delivery address, the products as
-    they are, the cap gate and fresh plans (`Opening`); the members' budget rows made where
+    they are, the cap gate and index plans (`Opening`); the members' budget rows made where
     missing and locked, with the cap; one statement taking the stock and writing the order,
     its event, lines, allocations, ledger entries and budgets; COMMIT. The product rows stay
     locked for the last two. If that statement took no stock, nothing was written: a
