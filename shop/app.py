@@ -22,7 +22,7 @@ from shop.auth.accounts import Principal
 from shop.auth.guards import require_roles
 from shop.auth.revocation import RevocationCache
 from shop.auth.tokens import build_jwt_auth, principal_of_request
-from shop.db import connection_pool, redis_client
+from shop.db import bind_tables, connection_pool, redis_client
 from shop.errors import exception_handlers, problem, problem_details_plugin
 from shop.logs import RequestIdMiddleware, litestar_logging
 from shop.openapi import install as document_problems
@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     notify.register()  # suppliers hear of review decisions, whichever page or endpoint made them
 
     engine = piccolo_conf.DB
+    bind_tables(engine)
     jwt_auth = build_jwt_auth(settings)
     redis = redis_client(settings.redis_url)  # login limits and revoked tokens; else in the database
     prometheus = PrometheusConfig(app_name="shop", prefix="shop", group_path=True, exclude=["^/metrics"])

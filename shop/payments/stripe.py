@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
-
-import stripe
+from typing import TYPE_CHECKING, Any
 
 from shop.payments.provider import PaymentProviderError, PaymentStart, RefundResult
 from shop.settings import Settings
 
+if TYPE_CHECKING:
+    import stripe
+
 logger = logging.getLogger("shop.payments")
+
+# The library (with requests and httpx, ~12 MiB a worker) is imported where it is first used,
+# so that a shop taking bank transfers only never loads it.
 
 # A Checkout Session lives 30 minutes to 24 hours from its creation. The session is made
 # a moment after the order (once its transaction committed), so the hold keeps a minute
@@ -31,6 +35,8 @@ NETWORK_RETRIES = 2
 def _failure(exc: stripe.StripeError, what: str) -> PaymentProviderError:
     """What the library raised, as the seam's error: no answer, or a 5xx, leaves the
     outcome unknown (Stripe may have done it); a 4xx is a refusal (nothing happened)."""
+    import stripe
+
     if isinstance(exc, stripe.APIConnectionError):
         return PaymentProviderError(f"Stripe could not be reached: {exc.user_message or exc}", definite=False)
     definite = exc.http_status is not None and exc.http_status < 500
@@ -55,6 +61,8 @@ class StripeProvider:
     def _client(self) -> tuple[stripe.StripeClient, stripe.HTTPXClient]:
         """A client for one call: the `*_async` methods go through httpx, whose
         connection pool belongs to the running event loop, so it is closed after use."""
+        import stripe
+
         http_client = stripe.HTTPXClient()
         base = {"api": self.settings.stripe_api_base} if self.settings.stripe_api_base else None
         client = stripe.StripeClient(
@@ -90,6 +98,8 @@ class StripeProvider:
         }
 
     async def start(self, order_id: int, lines: list[dict], expires_at: datetime) -> PaymentStart:
+        import stripe
+
         client, http_client = self._client()
         try:
             session = await client.v1.checkout.sessions.create_async(
@@ -110,6 +120,8 @@ class StripeProvider:
         session_id = order.get("payment_reference") or ""
         if not session_id:
             return
+        import stripe
+
         client, http_client = self._client()
         try:
             await client.v1.checkout.sessions.expire_async(session_id)
@@ -125,6 +137,8 @@ class StripeProvider:
             raise PaymentProviderError(f"order {order['id']} has no Stripe PaymentIntent to refund", definite=True)
         if not self.settings.stripe_api_key:
             raise PaymentProviderError("STRIPE_API_KEY is not set: Stripe payments cannot be refunded", definite=True)
+        import stripe
+
         client, http_client = self._client()
         try:
             refund = await client.v1.refunds.create_async(

@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-import stripe
 
 from common.errors import DomainError
 from common.schemas import ID_MAX
@@ -84,6 +83,8 @@ def verify(payload: bytes, signature: str | None, secret: str) -> StripeEvent:
     if not secret:
         logger.error("a Stripe webhook arrived but STRIPE_WEBHOOK_SECRET is not set; refusing it")
         raise DomainError("bad_signature", "webhook signatures cannot be verified: no webhook secret is configured")
+    import stripe  # on first use: see shop.payments.stripe
+
     try:
         stripe.Webhook.construct_event(payload, signature, secret, tolerance=TOLERANCE_SECONDS)
     except stripe.SignatureVerificationError as exc:
