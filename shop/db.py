@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import contextlib
+import importlib
 import io
 import logging
 import re
@@ -175,10 +176,20 @@ def engine_from_url(url: str) -> Engine:
     raise ValueError(f"DATABASE_URL must be sqlite:/// or postgresql://, not {parsed.scheme!r}")
 
 
+# Every module that defines tables (the apps' piccolo_app.py list them for migrations; a test
+# keeps the two in step).
+TABLE_MODULES = (
+    "common.tables", "budgets.tables", "catalog.tables", "shop.auth.tables", "shop.orders.tables",
+    "shop.payments.tables", "shop.fulfilment.tables", "shop.notifications.tables",
+)
+
+
 def bind_tables(engine: Engine) -> None:
-    """Give every table class imported so far the engine, as Piccolo's `engine_finder()`
-    would on the table's first query (it finds the same `piccolo_conf.DB`): the finder's
-    module imports black (~9 MiB a worker), which serving never needs otherwise."""
+    """Give every table class the engine, as Piccolo's `engine_finder()` would on the table's
+    first query (it finds the same `piccolo_conf.DB`): the finder's module imports black
+    (~9 MiB a worker), which serving never needs otherwise."""
+    for name in TABLE_MODULES:
+        importlib.import_module(name)
     pending = list(Table.__subclasses__())
     while pending:
         table = pending.pop()

@@ -64,3 +64,27 @@ async def test_expire_holds_command(app, make_user, admin):
     assert (await Order.select(Order.status).first())["status"] == "expired"
     assert (await Product.select(Product.stock).where(Product.id == world.products["tea"]).first())["stock"] == 100
     assert await MemberBudget.count().where(MemberBudget.held_fen > 0) == 0
+
+
+def test_a_serving_worker_loads_neither_stripe_nor_black(tmp_path):
+    """A worker taking bank transfers never imports the stripe library (with requests and
+    httpx, ~12 MiB) nor black (Piccolo's app registry, ~9 MiB): its tables have the engine
+    without Piccolo's finder; migrations still get the registry when they ask for it."""
+    code = (
+        "import sys, piccolo_conf, shop.app\n"
+        "from shop.orders.tables import Order\n"
+        "from budgets.tables import MemberBudget\n"
+        "shop.app.create_app()\n"
+        "assert Order._meta.db is piccolo_conf.DB and MemberBudget._meta.db is piccolo_conf.DB\n"
+        "print(sorted(m for m in ('stripe', 'requests', 'black', 'piccolo.conf.apps') if m in sys.modules))\n"
+        "configs = piccolo_conf.APP_REGISTRY.app_configs.values()\n"
+        "print(sorted(c.app_name for c in configs))\n"
+        "print(sorted(t.__name__ for c in configs for t in c.table_classes if t._meta._db is not piccolo_conf.DB))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path}/shop.db", "DATA_DIR": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    loaded, apps, unbound = r.stdout.splitlines()
+    assert loaded == "[]"
+    assert apps == "['budgets', 'catalog', 'common', 'shop']"
+    assert unbound == "[]"  # every table the apps migrate has the engine (shop.db.TABLE_MODULES)
