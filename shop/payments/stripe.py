@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shop.payments.provider import PaymentProviderError, PaymentStart, RefundResult
 from shop.settings import Settings
@@ -18,9 +19,7 @@ if TYPE_CHECKING:
     import stripe
 
 logger = logging.getLogger("shop.payments")
-
-# The library (with requests and httpx, ~12 MiB a worker) is imported where it is first used,
-# so that a shop taking bank transfers only never loads it.
+T = TypeVar("T")
 
 # A Checkout Session lives 30 minutes to 24 hours from its creation. The session is made
 # a moment after the order (once its transaction committed), so the hold keeps a minute
@@ -35,7 +34,7 @@ NETWORK_RETRIES = 2
 def _failure(exc: stripe.StripeError, what: str) -> PaymentProviderError:
     """What the library raised, as the seam's error: no answer, or a 5xx, leaves the
     outcome unknown (Stripe may have done it); a 4xx is a refusal (nothing happened)."""
-    import stripe
+    import stripe  # already loaded: only `_call` gets here
 
     if isinstance(exc, stripe.APIConnectionError):
         return PaymentProviderError(f"Stripe could not be reached: {exc.user_message or exc}", definite=False)
@@ -58,9 +57,12 @@ class StripeProvider:
     def reference_for(self, order_id: int) -> str:
         return ""  # the Checkout Session's id, known once start() has made it
 
-    def _client(self) -> tuple[stripe.StripeClient, stripe.HTTPXClient]:
-        """A client for one call: the `*_async` methods go through httpx, whose
-        connection pool belongs to the running event loop, so it is closed after use."""
+    async def _call(self, what: str, call: Callable[[stripe.StripeClient], Awaitable[T]]) -> T:
+        """One call to Stripe with a client of its own (the `*_async` methods go through
+        httpx, whose connection pool belongs to the running event loop, so it is closed
+        after use); what the library raises comes out as the seam's error. The library
+        (with requests and httpx, ~12 MiB a worker) is imported here, on first use, so that
+        a shop taking bank transfers only never loads it."""
         import stripe
 
         http_client = stripe.HTTPXClient()
@@ -71,7 +73,12 @@ class StripeProvider:
             http_client=http_client,
             max_network_retries=NETWORK_RETRIES,
         )
-        return client, http_client
+        try:
+            return await call(client)
+        except stripe.StripeError as exc:
+            raise _failure(exc, what) from exc
+        finally:
+            await http_client.close_async()
 
     def checkout_params(self, order_id: int, lines: list[dict], expires_at: datetime) -> dict[str, Any]:
         base = self.settings.public_url.rstrip("/")
@@ -98,18 +105,13 @@ class StripeProvider:
         }
 
     async def start(self, order_id: int, lines: list[dict], expires_at: datetime) -> PaymentStart:
-        import stripe
-
-        client, http_client = self._client()
-        try:
-            session = await client.v1.checkout.sessions.create_async(
+        session = await self._call(
+            "the Checkout Session",
+            lambda client: client.v1.checkout.sessions.create_async(
                 self.checkout_params(order_id, lines, expires_at),  # type: ignore[arg-type]
                 options={"idempotency_key": f"order-{order_id}-checkout"},
-            )
-        except stripe.StripeError as exc:
-            raise _failure(exc, "the Checkout Session") from exc
-        finally:
-            await http_client.close_async()
+            ),
+        )
         if not session.id or not session.url:
             raise PaymentProviderError(f"Stripe answered a Checkout Session without id or url for order {order_id}", definite=True)
         return PaymentStart(reference=session.id, url=session.url)
@@ -120,15 +122,9 @@ class StripeProvider:
         session_id = order.get("payment_reference") or ""
         if not session_id:
             return
-        import stripe
-
-        client, http_client = self._client()
-        try:
-            await client.v1.checkout.sessions.expire_async(session_id)
-        except stripe.StripeError as exc:
-            raise _failure(exc, f"expiring Checkout Session {session_id}") from exc
-        finally:
-            await http_client.close_async()
+        await self._call(
+            f"expiring Checkout Session {session_id}", lambda client: client.v1.checkout.sessions.expire_async(session_id)
+        )
         logger.info("Stripe Checkout Session %s of order %s expired", session_id, order["id"])
 
     async def refund(self, order: dict, amount_fen: int, idempotency_key: str) -> RefundResult:
@@ -137,22 +133,17 @@ class StripeProvider:
             raise PaymentProviderError(f"order {order['id']} has no Stripe PaymentIntent to refund", definite=True)
         if not self.settings.stripe_api_key:
             raise PaymentProviderError("STRIPE_API_KEY is not set: Stripe payments cannot be refunded", definite=True)
-        import stripe
-
-        client, http_client = self._client()
-        try:
-            refund = await client.v1.refunds.create_async(
+        refund = await self._call(
+            "the refund",
+            lambda client: client.v1.refunds.create_async(
                 {
                     "payment_intent": payment_intent,
                     "amount": amount_fen,
                     "metadata": {"order_id": str(order["id"]), "idempotency_key": idempotency_key},
                 },
                 options={"idempotency_key": idempotency_key},
-            )
-        except stripe.StripeError as exc:
-            raise _failure(exc, "the refund") from exc
-        finally:
-            await http_client.close_async()
+            ),
+        )
         if refund.status in ("failed", "canceled"):
             raise PaymentProviderError(f"Stripe refund {refund.id} is {refund.status}", definite=True)
         logger.info("Stripe refund %s of %s fen for order %s: %s", refund.id, amount_fen, order["id"], refund.status)
