@@ -25,6 +25,7 @@ from shop.auth.tokens import build_jwt_auth, principal_of_request
 from shop.db import bind_tables, connection_pool, redis_client
 from shop.errors import exception_handlers, problem, problem_details_plugin
 from shop.logs import RequestIdMiddleware, litestar_logging
+from shop.metrics import ShopPrometheusMiddleware
 from shop.openapi import install as document_problems
 from shop.settings import Settings, get_settings
 from shop.web.render import page_aware
@@ -94,7 +95,9 @@ def cookie_needs_csrf(request: Request) -> None:
 async def strict_json_body(request: Request) -> None:
     """Every API write passes `cookie_needs_csrf`. Litestar converts bodies leniently ("2"
     becomes 2); money and counts must not be guessed, so every JSON body must say it is JSON
-    and is first decoded strictly against its msgspec struct."""
+    and is first decoded strictly against its msgspec struct. A read (GET, HEAD) has neither."""
+    if request.method not in WRITES:
+        return
     if request.url.path.startswith("/api/"):
         cookie_needs_csrf(request)
     field = request.route_handler.parsed_fn_signature.parameters.get("data")
@@ -124,7 +127,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     bind_tables(engine)
     jwt_auth = build_jwt_auth(settings)
     redis = redis_client(settings.redis_url)  # login limits and revoked tokens; else in the database
-    prometheus = PrometheusConfig(app_name="shop", prefix="shop", group_path=True, exclude=["^/metrics"])
+    prometheus = PrometheusConfig(
+        app_name="shop", prefix="shop", group_path=True, exclude=["^/metrics"], middleware_class=ShopPrometheusMiddleware
+    )
     file_store = FileStore(settings.data_dir)  # uploads, by content hash under DATA_DIR/files/
 
     def provide_file_store() -> FileStore:

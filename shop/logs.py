@@ -38,9 +38,12 @@ def new_request_id() -> str:
     return f"{_issued['prefix']}{next(_issued['count']):016x}"
 
 
+_HEADER = REQUEST_ID_HEADER.encode()
+
+
 def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:
     for name, value in headers:
-        if name.lower() == REQUEST_ID_HEADER.encode():
+        if name.lower() == _HEADER:
             sent = value.decode("latin-1")
             if SANE_REQUEST_ID.fullmatch(sent):
                 return sent
@@ -61,11 +64,13 @@ class RequestIdMiddleware:
             return
         rid = request_id_of(scope["headers"])
         token = request_id.set(rid)
+        ours = (_HEADER, rid.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != REQUEST_ID_HEADER.encode()]
-                message = {**message, "headers": [*headers, (REQUEST_ID_HEADER.encode(), rid.encode())]}
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != _HEADER]
+                headers.append(ours)
+                message = {**message, "headers": headers}
             await send(message)
 
         try:
