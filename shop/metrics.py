@@ -4,10 +4,10 @@ request cut to what the metrics need.
 The plugin's `PrometheusMiddleware` builds a `Request` and its URL, a label dict and a
 `functools.wraps` closure on every request, and looks up the labelled child of each metric
 anew (four `labels()` calls): 8.6% of the instructions of a product listing
-(`tests/perf/floor`). `ShopPrometheusMiddleware` records the same metrics under the same names
-and labels (method, path template, status code, app name; `group_path=True`) with the same values, keeping each
-labelled child once it is made (`prometheus_client` answers the same child for the same
-values, so this changes nothing it reports)."""
+(`tests/perf/floor/instructions.py`). `ShopPrometheusMiddleware` records the same metrics under
+the same names and labels (method, path template, status code, app name; `group_path=True`)
+with the same values, keeping each labelled child once it is made (`prometheus_client` answers
+the same child for the same values, so this changes nothing it reports)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,8 @@ import time
 from typing import Any
 
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-
-SERVER_ERROR = 500
 
 
 class ShopPrometheusMiddleware(PrometheusMiddleware):
@@ -64,7 +63,7 @@ class ShopPrometheusMiddleware(PrometheusMiddleware):
         finally:
             in_progress.dec()
             status, duration = span
-            if status >= SERVER_ERROR:
+            if status >= HTTP_500_INTERNAL_SERVER_ERROR:
                 self._child("requests_error_count", method, path, status).inc()
             self._child("request_count", method, path, status).inc()
             self._child("request_time", method, path, status).observe(duration)

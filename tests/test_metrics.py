@@ -46,8 +46,7 @@ def _samples(prefix: str) -> dict[tuple, float]:
         for s in family.samples:
             if not s.name.startswith(prefix + "_") or s.name.endswith(("_sum", "_created", "_bucket")):
                 continue
-            labels = {k: (prefix if k == "app_name" else v) for k, v in s.labels.items()}
-            labels["app_name"] = "app"
+            labels = {**s.labels, "app_name": "app"}
             found[(s.name[len(prefix):], tuple(sorted(labels.items())))] = s.value
     return found
 
@@ -67,12 +66,14 @@ async def test_the_same_metrics_as_litestars_own_middleware():
     plugin, ours = _samples("plugin_eq"), _samples("shop_eq")
     assert ours == plugin
     # and what they say: three answers of the item route, one not found, one server error
-    path = ("path", "/items/{n}")
-    assert ours[("_requests_total", (("app_name", "app"), ("method", "GET"), path, ("status_code", "200")))] == 3
-    assert ours[("_requests_total", (("app_name", "app"), ("method", "GET"), path, ("status_code", "404")))] == 1
-    assert ours[("_request_duration_seconds_count", (("app_name", "app"), ("method", "GET"), path, ("status_code", "200")))] == 3
+    def key(name: str, path: str, status: str) -> tuple:
+        return (name, (("app_name", "app"), ("method", "GET"), ("path", path), ("status_code", status)))
+
+    assert ours[key("_requests_total", "/items/{n}", "200")] == 3
+    assert ours[key("_requests_total", "/items/{n}", "404")] == 1
+    assert ours[key("_request_duration_seconds_count", "/items/{n}", "200")] == 3
     errors = {k: v for k, v in ours.items() if k[0] == "_requests_error_total"}
-    assert errors == {("_requests_error_total", (("app_name", "app"), ("method", "GET"), ("path", "/boom"), ("status_code", "500"))): 1}
+    assert errors == {key("_requests_error_total", "/boom", "500"): 1}
     assert all(v == 0 for k, v in ours.items() if k[0] == "_requests_in_progress")
     assert not any(dict(k[1])["path"] == "/quiet" for k in ours)
 
